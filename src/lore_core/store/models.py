@@ -1,0 +1,177 @@
+"""The engine's tables (ENGINE.md section 2) as SQLAlchemy 2 typed declarative models.
+
+The schema itself lives in Alembic (``migrations/versions``); these models describe it for queries, and a test
+checks that ``upgrade head`` on an empty database matches them exactly. Rows of these classes never leave the
+store package: :mod:`lore_core.store.rows` turns them into records.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from lore_core.store.types import JSON_TYPE, JsonValue, UTCDateTime
+
+__all__ = ["Base", "Distillation", "Knowledge", "Kv", "Message", "Session", "SessionState", "metadata"]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+"""The one MetaData of lore-memory; ``lore_batch`` tables join it through :class:`Base`."""
+
+
+def _session_fk() -> ForeignKey:
+    """A child table's link to its session: deleting the session deletes its rows."""
+    return ForeignKey("sessions.session_id", ondelete="CASCADE")
+
+
+class Base(DeclarativeBase):
+    """Declarative base bound to :data:`metadata`."""
+
+    metadata = metadata
+
+
+class Session(Base):
+    """One conversation; its children go with it (``ON DELETE CASCADE``)."""
+
+    __tablename__ = "sessions"
+
+    session_id: Mapped[str] = mapped_column(String, primary_key=True)
+    project: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_model: Mapped[str] = mapped_column(String)
+
+
+class SessionState(Base):
+    """The persisted engine state of a session (ENGINE.md section 10); each writer owns its columns."""
+
+    __tablename__ = "session_state"
+
+    session_id: Mapped[str] = mapped_column(String, _session_fk(), primary_key=True)
+    force_min_layer: Mapped[int] = mapped_column(Integer)
+    last_layer: Mapped[int] = mapped_column(Integer)
+    last_known_input: Mapped[int] = mapped_column(Integer)
+    last_usage_model: Mapped[str | None] = mapped_column(String)
+    last_input_count: Mapped[int] = mapped_column(Integer)
+    last_window_start: Mapped[int] = mapped_column(Integer)
+    last_turn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_stop_reason: Mapped[str | None] = mapped_column(String)
+    calibration: Mapped[dict[str, JsonValue]] = mapped_column(JSON_TYPE)
+    raw_pin: Mapped[dict[str, JsonValue] | None] = mapped_column(JSON_TYPE)
+    knowledge_pin_text: Mapped[str | None] = mapped_column(Text)
+    knowledge_pin_tokens: Mapped[int | None] = mapped_column(Integer)
+    turns_since_curation: Mapped[int] = mapped_column(Integer)
+    last_curated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    idle_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Message(Base):
+    """One stored message; ``distilled`` flips once a distillation covers it."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        # Message ids derive from role, position and content, not from the session: two sessions that open
+        # with the same "hi" share an id, so the key is (session_id, id).
+        PrimaryKeyConstraint("session_id", "id"),
+        CheckConstraint("role IN ('user', 'assistant')", name="role"),
+        CheckConstraint("kind IN ('human', 'assistant', 'tool_results')", name="kind"),
+        Index(None, "session_id", "distilled", "position"),
+        Index(None, "session_id", "content_hash"),
+    )
+
+    session_id: Mapped[str] = mapped_column(String, _session_fk())
+    id: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    unit_id: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    tokens: Mapped[int] = mapped_column(Integer)
+    distilled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    meta: Mapped[dict[str, JsonValue]] = mapped_column(JSON_TYPE)
+
+
+class Distillation(Base):
+    """An observer log, digest or reflector summary; ``seq`` is per session and monotonic."""
+
+    __tablename__ = "distillations"
+    __table_args__ = (
+        UniqueConstraint("session_id", "seq"),
+        CheckConstraint("kind IN ('observer', 'reflector', 'digest')", name="kind"),
+        Index(None, "session_id", "archived", "generation", "seq"),
+    )
+
+    id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String, _session_fk())
+    project: Mapped[str] = mapped_column(String)
+    seq: Mapped[int] = mapped_column(Integer)
+    generation: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    observations: Mapped[str] = mapped_column(Text)
+    source_ids: Mapped[list[str]] = mapped_column(JSON_TYPE)
+    source_tokens: Mapped[int] = mapped_column(Integer)
+    token_count: Mapped[int] = mapped_column(Integer)
+    r_compression: Mapped[float] = mapped_column(Float)
+    retention_score: Mapped[float | None] = mapped_column(Float)
+    retention_initial: Mapped[float | None] = mapped_column(Float)
+    revision: Mapped[int] = mapped_column(Integer)
+    archived: Mapped[bool] = mapped_column(Boolean)
+    supersedes: Mapped[str | None] = mapped_column(Uuid(as_uuid=False))
+    route: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Knowledge(Base):
+    """A long-term knowledge entry; ``project`` NULL means global."""
+
+    __tablename__ = "knowledge"
+    __table_args__ = (
+        CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence"),
+        CheckConstraint("length(content) <= 1200", name="content_length"),
+        Index(None, "project"),
+    )
+
+    id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
+    project: Mapped[str | None] = mapped_column(String)
+    category: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String)
+    content: Mapped[str] = mapped_column(Text)
+    confidence: Mapped[float] = mapped_column(Float)
+    source_session: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Kv(Base):
+    """Engine metadata, such as per-project prune watermarks."""
+
+    __tablename__ = "kv"
+
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[JsonValue] = mapped_column(JSON_TYPE, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,124 @@
+"""The CLI through ``main(argv)``, as a user runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import anthropic
+import pytest
+
+from lore_core.cli import main
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage" in capsys.readouterr().err.lower()
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["no-such-command"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_demo_prints_the_round_trip(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "ended" in out
+    for index in range(3):
+        assert f"demo-{index}" in out
+    assert "batch (3 requests)" in out
+
+
+def test_demo_json_reports_a_completed_batch_at_half_price(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--json", "--seed", "7"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["batch_status"] == "ended"
+    assert [line["custom_id"] for line in report["lines"]] == ["demo-0", "demo-1", "demo-2"]
+    assert {line["result_type"] for line in report["lines"]} == {"succeeded"}
+    assert all(line["output_tokens"] > 0 for line in report["lines"])
+    assert report["polls"] >= 1
+    # sync call + create + polls + results (retrieve + download) all reach the emulator's log
+    assert report["requests_logged"] >= 2 + report["polls"] + 2
+    batch = Decimal(report["batch_cost_usd"])
+    at_sync = Decimal(report["batch_cost_at_sync_prices_usd"])
+    assert batch > 0
+    assert batch * 2 == at_sync
+
+
+def test_demo_is_reproducible(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--json", "--seed", "3"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(["demo", "--json", "--seed", "3"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    first.pop("batch_id")
+    second.pop("batch_id")
+    assert first == second
+
+
+def test_db_upgrade_migrates_a_fresh_sqlite_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lore_core.store import head_revision
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    assert main(["db", "upgrade", "--url", url]) == 0
+    assert head_revision() in capsys.readouterr().out
+    # a second run is a no-op and still succeeds
+    assert main(["db", "upgrade", "--url", url]) == 0
+
+
+def test_db_upgrade_reads_lore_db_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db_file = tmp_path / "from-env.db"
+    monkeypatch.setenv("LORE_DB_URL", f"sqlite+aiosqlite:///{db_file}")
+    assert main(["db", "upgrade"]) == 0
+    assert db_file.exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.wire
+async def test_lore_emulator_serves_the_sdk_on_loopback() -> None:
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lore_core.cli", "emulator", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        for _ in range(200):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                    break
+            except OSError:
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("lore emulator did not start listening")
+        async with anthropic.AsyncAnthropic(
+            api_key="sk-ant-cli-test", base_url=f"http://127.0.0.1:{port}", max_retries=0
+        ) as client:
+            message = await client.messages.create(
+                model="claude-sonnet-4-6",
+                max_tokens=64,
+                messages=[{"role": "user", "content": "ping"}],
+            )
+        assert message.role == "assistant"
+        assert message.content
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()
