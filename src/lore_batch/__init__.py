@@ -1,3 +1,36 @@
-"""lore-memory's batching: pool non-urgent LLM calls into the Anthropic Message Batches API."""
+"""lore-memory's batching: pool non-urgent LLM calls into the Anthropic Message Batches API.
 
-__all__: list[str] = []
+What exists today: the synchronous :class:`AnthropicLLMClient` (one retry layer, a background circuit breaker
+and concurrency cap), credentials with masked reprs, the ``BatchError`` branch of the error tree, the pricing
+catalog (:mod:`lore_batch.pricing`) and the Anthropic API emulator (:mod:`lore_batch.emulator`).
+"""
+
+from lore_batch.auth import AuthCredential, fingerprint
+from lore_batch.errors import (
+    BatchAbandoned,
+    BatchError,
+    BatchItemErrored,
+    ClientClosed,
+    DispatcherClosed,
+    NoCredentials,
+    UnsupportedParams,
+    UnsupportedProvider,
+)
+from lore_batch.limits import CircuitBreaker, RetryPolicy
+from lore_batch.sync_client import AnthropicLLMClient
+
+__all__ = [
+    "AnthropicLLMClient",
+    "AuthCredential",
+    "BatchAbandoned",
+    "BatchError",
+    "BatchItemErrored",
+    "CircuitBreaker",
+    "ClientClosed",
+    "DispatcherClosed",
+    "NoCredentials",
+    "RetryPolicy",
+    "UnsupportedParams",
+    "UnsupportedProvider",
+    "fingerprint",
+]

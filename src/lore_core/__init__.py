@@ -15,7 +15,10 @@ from lore_core.errors import (
     SessionNotFoundError,
     StoreError,
 )
+from lore_core.invariants import check_context, validate_messages
 from lore_core.llm import LLMClient, LLMResponse, Usage
+from lore_core.messages import content_hash, message_id
+from lore_core.tokens import TokenCounter, count_tokens
 
 __all__ = [
     "ClosedError",
@@ -33,5 +36,11 @@ __all__ = [
     "SchemaOutOfDateError",
     "SessionNotFoundError",
     "StoreError",
+    "TokenCounter",
     "Usage",
+    "check_context",
+    "content_hash",
+    "count_tokens",
+    "message_id",
+    "validate_messages",
 ]

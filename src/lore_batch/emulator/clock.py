@@ -1,49 +1,20 @@
-"""Time for the emulator: real or injected, plus an offset that ``emu.advance`` moves."""
+"""Time for the emulator: real or injected, plus an offset that ``emu.advance`` moves.
+
+:class:`ManualClock` is :class:`lore_batch.clock.ManualClock` (callable, so it drives the emulator directly).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+from lore_batch.clock import ManualClock
 from lore_core.errors import ConfigError
 
 __all__ = ["Clock", "EmulatorClock", "ManualClock"]
 
 Clock = Callable[[], float]
 """A callable returning the current time in epoch seconds."""
-
-
-class ManualClock:
-    """A clock that only moves when told to; for tests that never sleep.
-
-    ::
-
-        clock = ManualClock()
-        emu = AnthropicEmulator(clock=clock, batch_delay=60)
-        clock.advance(60)      # every batch created before now has ended
-    """
-
-    __slots__ = ("_now",)
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self._now = float(start)
-
-    def __call__(self) -> float:
-        """The current time in epoch seconds."""
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward.
-
-        Raises:
-            ConfigError: ``seconds`` is negative.
-        """
-        if seconds < 0:
-            raise ConfigError("a clock only moves forward")
-        self._now += seconds
-
-    def __repr__(self) -> str:
-        return f"ManualClock({self._now!r})"
 
 
 class EmulatorClock:

@@ -105,7 +105,7 @@ def create_engine(url: str | None = None, *, echo: bool = False) -> AsyncEngine:
     path = _sqlite_file(parsed)
     if path is not None:
         try:
-            path.expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create the directory of {mask_url(parsed)!r}") from exc
     engine = create_async_engine(parsed, **options)

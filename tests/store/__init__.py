@@ -1,0 +1,1 @@
+"""SessionStore contract and engine tests."""
