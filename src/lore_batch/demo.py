@@ -1,8 +1,11 @@
-"""The offline round trip behind ``lore demo``: one synchronous call and one Message Batch, both through the
-real ``anthropic`` SDK against the built-in emulator, with the emulator's billing to compare the two routes.
+"""The offline round trip behind ``lore demo``.
 
-Simulated time: the emulator runs on a :class:`~lore_batch.emulator.ManualClock`, so a batch that "takes" minutes
-to process costs no wall-clock time; the poll loop advances the clock by its own backoff between polls.
+One synchronous call and one Message Batch, both through the real ``anthropic`` SDK against the built-in
+emulator, with the emulator's billing to compare the two routes.
+
+Simulated time: the emulator runs on a :class:`~lore_batch.clock.ManualClock`, so a batch that "takes"
+minutes to process costs no wall-clock time; the poll loop advances the clock by its own backoff
+between polls.
 """
 
 from __future__ import annotations

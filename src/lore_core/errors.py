@@ -126,7 +126,10 @@ class SchemaOutOfDateError(StoreError):
 
 
 class LLMError(LoreError):
-    """A model call failed. ``status`` is the HTTP status when there was one; ``request_id`` the provider's."""
+    """A model call failed.
+
+    ``status`` is the HTTP status when there was one; ``request_id`` the provider's.
+    """
 
     def __init__(
         self,

@@ -27,15 +27,20 @@ class Usage:
     @property
     def total_input_tokens(self) -> int:
         """Everything the prompt cost: uncached input plus cache reads and writes."""
-        return self.input_tokens + self.cache_read_tokens + self.cache_write_5m_tokens + self.cache_write_1h_tokens
+        return (
+            self.input_tokens
+            + self.cache_read_tokens
+            + self.cache_write_5m_tokens
+            + self.cache_write_1h_tokens
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LLMResponse:
     """What a worker call returns, whichever route answered it.
 
-    ``text`` joins the text blocks in order; ``model`` is what the provider reported; ``route`` is the path that
-    actually answered (``"sync"``, ``"batch"`` or ``"fallback"``).
+    ``text`` joins the text blocks in order; ``model`` is what the provider reported; ``route`` is the path
+    that actually answered (``"sync"``, ``"batch"`` or ``"fallback"``).
     """
 
     text: str

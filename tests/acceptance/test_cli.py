@@ -92,8 +92,13 @@ def _free_port() -> int:
 async def test_lore_emulator_serves_the_sdk_on_loopback() -> None:
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lore_core.cli", "emulator", "--port", str(port)],
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lore_core.cli",
+        "emulator",
+        "--port",
+        str(port),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
@@ -101,10 +106,13 @@ async def test_lore_emulator_serves_the_sdk_on_loopback() -> None:
     try:
         for _ in range(200):
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                    break
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
             except OSError:
                 await asyncio.sleep(0.05)
+            else:
+                writer.close()
+                await writer.wait_closed()
+                break
         else:
             pytest.fail("lore emulator did not start listening")
         async with anthropic.AsyncAnthropic(
@@ -119,6 +127,5 @@ async def test_lore_emulator_serves_the_sdk_on_loopback() -> None:
         assert message.content
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
-        assert proc.stdout is not None
-        proc.stdout.close()
+        output, _ = await asyncio.wait_for(proc.communicate(), timeout=10)
+    assert b"serving on http://127.0.0.1" in output

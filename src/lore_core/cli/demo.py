@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "demo",
         help="run an offline round trip on the built-in Anthropic emulator",
         description=(
-            "Runs a synchronous call and a 3-request Message Batch through the real anthropic SDK against the "
+            "Runs a synchronous call and a 3-request Message Batch through the real anthropic SDK against "
+            "the "
             "built-in emulator (no network, simulated time) and prints what happened and what it cost."
         ),
     )
