@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from lore_batch.emulator import AnthropicEmulator, BillingRecord, ManualClock
-from lore_batch.pricing import PricingCatalog, TokenUsage
+from lore_batch.pricing import PricingCatalog
+from lore_core.llm import Usage
 
 __all__ = ["DemoBatchLine", "DemoReport", "run_roundtrip_demo"]
 
@@ -173,7 +174,7 @@ def _at_sync_prices(catalog: PricingCatalog, row: BillingRecord) -> Decimal:
     price = catalog.price("anthropic", row.model)
     if price is None:
         return Decimal(0)
-    usage = TokenUsage(
+    usage = Usage(
         input_tokens=row.input_tokens,
         output_tokens=row.output_tokens,
         cache_read_tokens=row.cache_read_tokens,

@@ -8,7 +8,7 @@ USD per million tokens, exactly as written in the TOML file (``tomllib`` is told
 
     catalog = PricingCatalog.default()
     row = catalog.price("anthropic", "claude-sonnet-4-5-20250929")
-    row.cost(TokenUsage(input_tokens=1000, output_tokens=200), batch=True)   # Decimal('0.003')
+    row.cost(Usage(input_tokens=1000, output_tokens=200), batch=True)   # Decimal('0.003')
 """
 
 from __future__ import annotations
@@ -21,64 +21,17 @@ from decimal import Decimal
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from lore_batch.usage import usage_from_api
 from lore_core.errors import ConfigError
 
-__all__ = ["PriceRow", "PricingCatalog", "TokenUsage"]
+__all__ = ["PriceRow", "PricingCatalog"]
 
 _PER_TOKENS = Decimal(1_000_000)
 _SYNC_COLUMNS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 _BATCH_COLUMNS = tuple(f"batch_{name}" for name in _SYNC_COLUMNS)
 _KEYS = frozenset({"provider", "model", "effective_at", *_SYNC_COLUMNS, *_BATCH_COLUMNS})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TokenUsage:
-    """Token counts of one call, split as prices are: plain input, output, cache read, 5m and 1h writes."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_5m_tokens: int = 0
-    cache_write_1h_tokens: int = 0
-
-    @classmethod
-    def from_api(cls, usage: object, *, default_write_ttl: Literal["5m", "1h"] = "5m") -> TokenUsage:
-        """Build from an Anthropic ``usage`` (a JSON mapping or the SDK's ``Usage`` object).
-
-        Cache writes are split by ``cache_creation.ephemeral_5m_input_tokens`` and
-        ``ephemeral_1h_input_tokens``; when only ``cache_creation_input_tokens`` is present it is charged at
-        ``default_write_ttl``.
-        A :class:`TokenUsage` is returned unchanged.
-        """
-        if isinstance(usage, TokenUsage):
-            return usage
-        creation = _field(usage, "cache_creation")
-        if creation is not None:
-            write_5m = _int_field(creation, "ephemeral_5m_input_tokens")
-            write_1h = _int_field(creation, "ephemeral_1h_input_tokens")
-        else:
-            total = _int_field(usage, "cache_creation_input_tokens")
-            write_5m, write_1h = (total, 0) if default_write_ttl == "5m" else (0, total)
-        return cls(
-            input_tokens=_int_field(usage, "input_tokens"),
-            output_tokens=_int_field(usage, "output_tokens"),
-            cache_read_tokens=_int_field(usage, "cache_read_input_tokens"),
-            cache_write_5m_tokens=write_5m,
-            cache_write_1h_tokens=write_1h,
-        )
-
-
-def _field(obj: object, name: str) -> object:
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-def _int_field(obj: object, name: str) -> int:
-    value = _field(obj, name)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,13 +63,13 @@ class PriceRow:
     def cost(self, usage: object, *, batch: bool) -> Decimal:
         """Price ``usage`` in USD: Σ tokens × rate / 1e6 over the five token kinds.
 
-        ``usage`` is a :class:`TokenUsage`, an API usage mapping or the SDK's ``Usage`` (see
-        :meth:`TokenUsage.from_api`). ``batch=True`` uses the ``batch_*`` columns.
+        ``usage`` is a :class:`Usage`, an API usage mapping or the SDK's ``Usage`` (see
+        :meth:`usage_from_api`). ``batch=True`` uses the ``batch_*`` columns.
 
         Raises:
             ConfigError: ``batch=True`` but this row has no batch price.
         """
-        tokens = TokenUsage.from_api(usage)
+        tokens = usage_from_api(usage)
         names = _BATCH_COLUMNS if batch else _SYNC_COLUMNS
         rates: list[Decimal] = []
         for name in names:

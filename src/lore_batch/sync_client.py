@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import anthropic
 from anthropic.types import Message, MessageParam, TextBlockParam
-from anthropic.types import Usage as AnthropicUsage
 
 from lore_batch.auth import AuthCredential, CredentialResolver
 from lore_batch.clock import Clock, SystemClock
@@ -30,6 +29,7 @@ from lore_batch.limits import (
     RetryPolicy,
     parse_retry_after,
 )
+from lore_batch.usage import usage_from_api
 from lore_core.errors import (
     LLMAuthError,
     LLMError,
@@ -37,9 +37,9 @@ from lore_core.errors import (
     LLMUnavailableError,
     RateLimitedError,
 )
-from lore_core.llm import LLMResponse, Route, Usage
+from lore_core.llm import LLMResponse, Route
 
-__all__ = ["AnthropicLLMClient", "llm_response_from_message", "resolve_model", "usage_from_anthropic"]
+__all__ = ["AnthropicLLMClient", "llm_response_from_message", "resolve_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,31 +66,6 @@ def resolve_model(model: str | None, default: str) -> str:
     return model_id
 
 
-def usage_from_anthropic(usage: AnthropicUsage) -> Usage:
-    """Map the SDK's usage to ours, splitting cache writes by TTL.
-
-    The split comes from ``cache_creation.ephemeral_5m_input_tokens``/``ephemeral_1h_input_tokens``; any part
-    of ``cache_creation_input_tokens`` the breakdown does not explain (all of it when there is no breakdown)
-    is charged to the 5-minute TTL, the default a request gets when it names none.
-
-    Example::
-
-        usage_from_anthropic(message.usage).cache_write_5m_tokens
-    """
-    write_5m = write_1h = 0
-    if usage.cache_creation is not None:
-        write_5m = usage.cache_creation.ephemeral_5m_input_tokens
-        write_1h = usage.cache_creation.ephemeral_1h_input_tokens
-    write_5m += max(0, (usage.cache_creation_input_tokens or 0) - write_5m - write_1h)
-    return Usage(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_input_tokens or 0,
-        cache_write_5m_tokens=write_5m,
-        cache_write_1h_tokens=write_1h,
-    )
-
-
 def llm_response_from_message(message: Message, *, route: Route = "sync") -> LLMResponse:
     """Turn an SDK ``Message`` into an :class:`~lore_core.llm.LLMResponse` (text blocks joined in order).
 
@@ -100,7 +75,7 @@ def llm_response_from_message(message: Message, *, route: Route = "sync") -> LLM
     """
     return LLMResponse(
         text="".join(block.text for block in message.content if block.type == "text"),
-        usage=usage_from_anthropic(message.usage),
+        usage=usage_from_api(message.usage),
         model=message.model,
         route=route,
         stop_reason=message.stop_reason,

@@ -12,7 +12,8 @@ import pytest
 import lore_batch.emulator as emulator
 from lore_batch.emulator import BatchSnapshot, BillingRecord, RequestCounts, RequestRecord, is_known_model
 from lore_batch.emulator.auth import Credential, extract_credential
-from lore_batch.pricing import PriceRow, TokenUsage
+from lore_batch.pricing import PriceRow
+from lore_core.llm import Usage
 
 
 def test_all_is_sorted_complete_and_documented() -> None:
@@ -30,7 +31,7 @@ def test_all_is_sorted_complete_and_documented() -> None:
 
 
 @pytest.mark.parametrize(
-    "record", [RequestRecord, BillingRecord, RequestCounts, BatchSnapshot, PriceRow, TokenUsage]
+    "record", [RequestRecord, BillingRecord, RequestCounts, BatchSnapshot, PriceRow, Usage]
 )
 def test_records_are_frozen_and_slotted(record: type) -> None:
     assert dataclasses.is_dataclass(record)

@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from anthropic.types import CacheCreation, Usage
+from anthropic.types import CacheCreation
+from anthropic.types import Usage as AnthropicUsage
 
-from lore_batch.pricing import PriceRow, PricingCatalog, TokenUsage
+from lore_batch.pricing import PriceRow, PricingCatalog
+from lore_batch.usage import usage_from_api
 from lore_core.errors import ConfigError
+from lore_core.llm import Usage
 
 SYNC = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 
@@ -99,7 +102,7 @@ def test_history_picks_the_newest_row_in_force() -> None:
 def test_cost_sums_every_token_kind() -> None:
     row = PricingCatalog.default().price("anthropic", "claude-opus-4-6")
     assert row is not None
-    usage = TokenUsage(
+    usage = Usage(
         input_tokens=1_000_000,
         output_tokens=1_000_000,
         cache_read_tokens=1_000_000,
@@ -111,14 +114,14 @@ def test_cost_sums_every_token_kind() -> None:
 
 
 def test_usage_from_the_sdk_and_from_json() -> None:
-    sdk = Usage(
+    sdk = AnthropicUsage(
         input_tokens=10,
         output_tokens=5,
         cache_read_input_tokens=3,
         cache_creation_input_tokens=7,
         cache_creation=CacheCreation(ephemeral_5m_input_tokens=2, ephemeral_1h_input_tokens=5),
     )
-    assert TokenUsage.from_api(sdk) == TokenUsage(
+    assert usage_from_api(sdk) == Usage(
         input_tokens=10,
         output_tokens=5,
         cache_read_tokens=3,
@@ -126,8 +129,8 @@ def test_usage_from_the_sdk_and_from_json() -> None:
         cache_write_1h_tokens=5,
     )
     only_total = {"input_tokens": 1, "output_tokens": 1, "cache_creation_input_tokens": 4}
-    assert TokenUsage.from_api(only_total).cache_write_5m_tokens == 4
-    assert TokenUsage.from_api(only_total, default_write_ttl="1h").cache_write_1h_tokens == 4
+    assert usage_from_api(only_total).cache_write_5m_tokens == 4
+    assert usage_from_api(only_total, default_write_ttl="1h").cache_write_1h_tokens == 4
 
 
 def test_a_row_without_batch_prices_refuses_a_batch_cost() -> None:
@@ -135,9 +138,9 @@ def test_a_row_without_batch_prices_refuses_a_batch_cost() -> None:
     row = catalog.price("anthropic", "m")
     assert isinstance(row, PriceRow)
     assert not row.has_batch_prices
-    assert row.cost(TokenUsage(input_tokens=1_000_000), batch=False) == 1
+    assert row.cost(Usage(input_tokens=1_000_000), batch=False) == 1
     with pytest.raises(ConfigError):
-        row.cost(TokenUsage(input_tokens=1), batch=True)
+        row.cost(Usage(input_tokens=1), batch=True)
 
 
 @pytest.mark.parametrize(

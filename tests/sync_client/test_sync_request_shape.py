@@ -13,7 +13,8 @@ from anthropic.types import Usage as AnthropicUsage
 from lore_batch.auth import AuthCredential
 from lore_batch.emulator import AnthropicEmulator, ResponderOutput
 from lore_batch.errors import NoCredentials, UnsupportedProvider
-from lore_batch.sync_client import AnthropicLLMClient, resolve_model, usage_from_anthropic
+from lore_batch.sync_client import AnthropicLLMClient, resolve_model
+from lore_batch.usage import usage_from_api
 from lore_core.llm import LLMClient, LLMResponse, Usage
 
 from .conftest import API_KEY, Capture, message_calls
@@ -160,7 +161,7 @@ async def test_response_joins_text_blocks_and_maps_usage(emu: AnthropicEmulator,
     ],
 )
 def test_usage_mapping(raw: dict[str, Any], expected: Usage) -> None:
-    assert usage_from_anthropic(AnthropicUsage.model_validate(raw)) == expected
+    assert usage_from_api(AnthropicUsage.model_validate(raw)) == expected
 
 
 class Registry:

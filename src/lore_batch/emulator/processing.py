@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from lore_batch.pricing import PricingCatalog, TokenUsage
+from lore_batch.pricing import PricingCatalog
+from lore_core.llm import Usage
 
 from .ids import IdFactory
 from .records import BillingRecord
@@ -23,7 +24,7 @@ class Completion:
     """A generated message (wire dict) and its usage."""
 
     message: dict[str, Any]
-    usage: TokenUsage
+    usage: Usage
 
 
 class MessageProcessor:

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lore_batch.pricing import TokenUsage
+from lore_core.llm import Usage
 
 __all__ = [
     "CachePrefix",
@@ -102,28 +102,24 @@ class PromptCache:
     def __init__(self) -> None:
         self._expiry: dict[tuple[str, str], float] = {}
 
-    def usage(
-        self, params: Mapping[str, Any], output_tokens: int, *, credential_fp: str, at: float
-    ) -> TokenUsage:
+    def usage(self, params: Mapping[str, Any], output_tokens: int, *, credential_fp: str, at: float) -> Usage:
         """The usage of one call at ``at``, updating the cache as a real call would."""
         total = count_prompt_tokens(params)
         prefix = cache_prefix(params)
         if prefix is None:
-            return TokenUsage(input_tokens=total, output_tokens=output_tokens)
+            return Usage(input_tokens=total, output_tokens=output_tokens)
         slot = (credential_fp, prefix.key)
         hit = self._expiry.get(slot, -math.inf) > at
         self._expiry[slot] = at + _TTL_SECONDS[prefix.ttl]
         rest = total - prefix.tokens
         if hit:
-            return TokenUsage(input_tokens=rest, output_tokens=output_tokens, cache_read_tokens=prefix.tokens)
+            return Usage(input_tokens=rest, output_tokens=output_tokens, cache_read_tokens=prefix.tokens)
         if prefix.ttl == "1h":
-            return TokenUsage(
-                input_tokens=rest, output_tokens=output_tokens, cache_write_1h_tokens=prefix.tokens
-            )
-        return TokenUsage(input_tokens=rest, output_tokens=output_tokens, cache_write_5m_tokens=prefix.tokens)
+            return Usage(input_tokens=rest, output_tokens=output_tokens, cache_write_1h_tokens=prefix.tokens)
+        return Usage(input_tokens=rest, output_tokens=output_tokens, cache_write_5m_tokens=prefix.tokens)
 
 
-def usage_json(usage: TokenUsage, *, service_tier: Literal["standard", "batch"]) -> dict[str, Any]:
+def usage_json(usage: Usage, *, service_tier: Literal["standard", "batch"]) -> dict[str, Any]:
     """The wire ``usage`` object of a message."""
     return {
         "input_tokens": usage.input_tokens,
