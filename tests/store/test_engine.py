@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lore_core.errors import ConfigError, SchemaOutOfDateError, StoreError
 from lore_core.store import (
     VERSION_TABLE,
+    SqlSessionStore,
     create_engine,
     current_revision,
     ensure_schema,
@@ -171,3 +173,20 @@ async def test_unreachable_database_is_a_retryable_store_error() -> None:
         assert "hunter2" not in str(caught.value)
     finally:
         await engine.dispose()
+
+
+async def test_open_migrates_a_fresh_database_on_open(store_url: str) -> None:
+    async with await SqlSessionStore.open(store_url) as store:
+        assert await current_revision(store.engine) == head_revision()
+        record = await store.ensure_session("s-open", "default", "claude-sonnet-4-6", datetime.now(UTC))
+        assert record.session_id == "s-open"
+    # opening again finds the schema at head and changes nothing
+    async with await SqlSessionStore.open(store_url) as store:
+        assert await store.get_session("s-open") is not None
+
+
+async def test_open_without_auto_migrate_refuses_and_closes(store_url: str) -> None:
+    with pytest.raises(SchemaOutOfDateError) as caught:
+        await SqlSessionStore.open(store_url, auto_migrate=False)
+    assert caught.value.current is None
+    assert caught.value.head == head_revision()

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from lore_core.errors import ClosedError, ConfigError, StoreError
 from lore_core.store import distillations, knowledge, messages, sessions
 from lore_core.store.engine import READ_ONLY_OPTION, create_engine
+from lore_core.store.migrate import ensure_schema
 from lore_core.store.port import SessionStore
 from lore_core.store.records import (
     UNSET,
@@ -69,7 +70,8 @@ class SqlSessionStore:
 
     ``engine`` is an :class:`AsyncEngine` (shared: the store never disposes it) or a URL / ``None`` (the store
     creates the engine with :func:`~lore_core.store.engine.create_engine` and disposes it on :meth:`aclose`).
-    The schema must already be at head: see :func:`~lore_core.store.migrate.ensure_schema`.
+    The schema must already be at head: :meth:`open` migrates on open (see
+    :func:`~lore_core.store.migrate.ensure_schema`).
 
     >>> async with SqlSessionStore("sqlite+aiosqlite:///lore.db") as store:  # doctest: +SKIP
     ...     await store.ensure_session("chat-42", "default", "claude-sonnet-4-6", now)
@@ -83,6 +85,30 @@ class SqlSessionStore:
         self._engine: AsyncEngine | None = (
             engine if isinstance(engine, AsyncEngine) else create_engine(engine)
         )
+
+    @classmethod
+    async def open(
+        cls, engine: AsyncEngine | str | None = None, *, auto_migrate: bool = True
+    ) -> SqlSessionStore:
+        """Create a store and bring its schema to head (Alembic), the way the engine opens its store.
+
+        Raises:
+            ConfigError: a bad URL.
+            SchemaOutOfDateError: the schema is behind and ``auto_migrate`` is False (the store is closed).
+            StoreError: the database failed or is at a revision this code does not know.
+
+        Example::
+
+            async with await SqlSessionStore.open("sqlite+aiosqlite:///lore.db") as store:
+                ...
+        """
+        store = cls(engine)
+        try:
+            await ensure_schema(store.engine, auto_migrate=auto_migrate)
+        except BaseException:
+            await store.aclose()
+            raise
+        return store
 
     @property
     def engine(self) -> AsyncEngine:
