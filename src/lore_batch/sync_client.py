@@ -153,6 +153,10 @@ class AnthropicLLMClient:
         reply.text, reply.usage.output_tokens
     """
 
+    background_slots: int | None = None
+    """Tells the engine not to add its own cap on background calls: this client already holds them to
+    ``background_limit`` requests in flight (see ``lore_core.workers.runtime``)."""
+
     def __init__(
         self,
         client: anthropic.AsyncAnthropic,

@@ -54,4 +54,5 @@ def test_models_declare_the_engine_tables() -> None:
         "distillations",
         "knowledge",
         "kv",
+        "worker_runs",
     }

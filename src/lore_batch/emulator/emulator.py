@@ -56,6 +56,7 @@ class AnthropicEmulator:
         seed: int = 0,
         responder: Responder | None = None,
         batch_rpm: int | None = None,
+        worker_responders: bool = True,
     ) -> None:
         self._core = EmulatorCore(
             api_keys=api_keys,
@@ -66,6 +67,12 @@ class AnthropicEmulator:
             responder=responder,
             batch_rpm=batch_rpm,
         )
+        if worker_responders:
+            # Imported here: the worker responders pull in the engine's prompt parsers.
+            from lore_batch.emulator.workers import WORKER_RESPONDERS
+
+            for match, worker_responder in WORKER_RESPONDERS:
+                self._core.responders.add(match, worker_responder)
         self.app: Starlette = build_app(self._core)
         """The ASGI app."""
 

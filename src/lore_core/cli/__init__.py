@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lore_core.cli import db, demo, emulator
+from lore_core.cli import db, demo, emulator, inspect
 from lore_core.errors import LoreError
 
 __all__ = ["build_parser", "main"]
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     emulator.register(sub)
     db.register(sub)
+    inspect.register(sub)
     return parser
 
 

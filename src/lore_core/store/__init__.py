@@ -20,6 +20,7 @@ from lore_core.store.migrate import (
 )
 from lore_core.store.port import SessionStore
 from lore_core.store.records import (
+    ERROR_DETAIL_LIMIT,
     UNSET,
     DistillationKind,
     DistillationRecord,
@@ -34,11 +35,14 @@ from lore_core.store.records import (
     SessionRecord,
     SessionStateRecord,
     Unset,
+    WorkerRunRecord,
+    WorkerRunStatus,
 )
 from lore_core.store.sql import SqlSessionStore
 from lore_core.store.types import JSON_TYPE, JsonValue, UTCDateTime
 
 __all__ = [
+    "ERROR_DETAIL_LIMIT",
     "JSON_TYPE",
     "UNSET",
     "VERSION_TABLE",
@@ -59,6 +63,8 @@ __all__ = [
     "SqlSessionStore",
     "UTCDateTime",
     "Unset",
+    "WorkerRunRecord",
+    "WorkerRunStatus",
     "create_engine",
     "current_revision",
     "downgrade",

@@ -9,7 +9,9 @@ first.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,8 +26,11 @@ from lore_core.store.statements import chunks
 __all__ = [
     "StaleWrite",
     "archive",
+    "distillations_after",
+    "get_distillation",
     "insert_and_mark",
     "insert_meta_and_archive",
+    "latest_distillation",
     "list_distillations",
     "record_retention",
     "revise",
@@ -110,6 +115,41 @@ async def list_distillations(
     return [
         rows.distillation_record(row) for row in await connection.execute(query.order_by(Distillation.seq))
     ]
+
+
+async def distillations_after(
+    connection: AsyncConnection, session_id: str, since: datetime, *, include_archived: bool
+) -> list[DistillationRecord]:
+    """The session's rows created strictly after ``since`` (``created_at > since``), by ``seq``."""
+    query = select(Distillation).where(Distillation.session_id == session_id, Distillation.created_at > since)
+    if not include_archived:
+        query = query.where(Distillation.archived.is_(False))
+    return [
+        rows.distillation_record(row) for row in await connection.execute(query.order_by(Distillation.seq))
+    ]
+
+
+async def get_distillation(connection: AsyncConnection, distillation_id: str) -> DistillationRecord | None:
+    """The row with this id, archived or not; None when unknown (or not a UUID at all)."""
+    try:
+        uuid.UUID(distillation_id)
+    except ValueError:
+        return None
+    query = select(Distillation).where(Distillation.id == distillation_id)
+    row = (await connection.execute(query)).one_or_none()
+    return None if row is None else rows.distillation_record(row)
+
+
+async def latest_distillation(connection: AsyncConnection, session_id: str) -> DistillationRecord | None:
+    """The session's live (non-archived) row with the highest ``seq``, of any generation; None when none."""
+    query = (
+        select(Distillation)
+        .where(Distillation.session_id == session_id, Distillation.archived.is_(False))
+        .order_by(Distillation.seq.desc())
+        .limit(1)
+    )
+    row = (await connection.execute(query)).one_or_none()
+    return None if row is None else rows.distillation_record(row)
 
 
 async def record_retention(connection: AsyncConnection, distillation_id: str, score: float) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lore_core.store import rows
@@ -13,7 +13,7 @@ from lore_core.store.records import KnowledgeRecord, KvRecord
 from lore_core.store.statements import insert
 from lore_core.store.types import JsonValue
 
-__all__ = ["delete_knowledge", "kv_get", "kv_set", "list_knowledge", "upsert_knowledge"]
+__all__ = ["count_knowledge", "delete_knowledge", "kv_get", "kv_set", "list_knowledge", "upsert_knowledge"]
 
 
 async def upsert_knowledge(connection: AsyncConnection, entry: KnowledgeRecord) -> None:
@@ -35,6 +35,15 @@ async def delete_knowledge(connection: AsyncConnection, entry_id: str) -> bool:
     return result.rowcount == 1
 
 
+def _visible(project: str | None, *, include_global: bool, min_confidence: float) -> ColumnElement[bool]:
+    """Entries of ``project`` (plus global ones when ``include_global``; ``None``: global only) with
+    confidence strictly above ``min_confidence``."""
+    scope = Knowledge.project.is_(None) if project is None else Knowledge.project == project
+    if project is not None and include_global:
+        scope = or_(scope, Knowledge.project.is_(None))
+    return and_(scope, Knowledge.confidence > min_confidence)
+
+
 async def list_knowledge(
     connection: AsyncConnection, project: str | None, *, include_global: bool, min_confidence: float
 ) -> list[KnowledgeRecord]:
@@ -42,15 +51,21 @@ async def list_knowledge(
 
     ``project`` entries plus global ones when ``include_global``; ``project=None`` lists global entries only.
     """
-    scope = Knowledge.project.is_(None) if project is None else Knowledge.project == project
-    if project is not None and include_global:
-        scope = or_(scope, Knowledge.project.is_(None))
     query = (
         select(Knowledge)
-        .where(scope, Knowledge.confidence > min_confidence)
+        .where(_visible(project, include_global=include_global, min_confidence=min_confidence))
         .order_by(Knowledge.confidence.desc(), Knowledge.updated_at.desc(), Knowledge.id)
     )
     return [rows.knowledge_record(row) for row in await connection.execute(query)]
+
+
+async def count_knowledge(
+    connection: AsyncConnection, project: str | None, *, include_global: bool, min_confidence: float
+) -> int:
+    """How many entries :func:`list_knowledge` would return for the same arguments."""
+    visible = _visible(project, include_global=include_global, min_confidence=min_confidence)
+    query = select(func.count()).select_from(Knowledge).where(visible)
+    return int(await connection.scalar(query) or 0)
 
 
 async def kv_get(connection: AsyncConnection, key: str) -> KvRecord | None:

@@ -1,10 +1,16 @@
-"""Queries on ``messages``: idempotent storage, ordered reads, undistilled accounting, crash repair."""
+"""Queries on ``messages``: idempotent storage, ordered reads, undistilled accounting, crash repair.
+
+Reads take ``with_blocks``: the ``blocks`` column holds the caller's full content blocks (tool payloads
+included), so the per-turn path leaves it out of the SELECT and gets records with ``blocks=()``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lore_core.errors import SessionNotFoundError
@@ -14,11 +20,13 @@ from lore_core.store.records import MessageRecord
 from lore_core.store.statements import chunks, insert
 
 __all__ = [
+    "count_messages",
     "has_content_hash",
     "insert_messages",
     "list_messages",
     "mark_distilled",
     "message_ids",
+    "messages_after",
     "reset_orphan_distilled",
     "undistilled_tokens",
 ]
@@ -52,6 +60,20 @@ async def insert_messages(connection: AsyncConnection, records: Sequence[Message
     return len(result.all())
 
 
+_WITHOUT_BLOCKS = tuple(column for column in Message.__table__.c if column.key != "blocks")
+
+
+def _select(session_id: str, *, with_blocks: bool) -> Select[Any]:
+    """The session's messages, with or without the ``blocks`` column."""
+    query: Select[Any] = select(Message) if with_blocks else select(*_WITHOUT_BLOCKS)
+    return query.where(Message.session_id == session_id)
+
+
+def _in_order(query: Select[Any]) -> Select[Any]:
+    """By position; a rewritten message at the same position after the older one; then by id."""
+    return query.order_by(Message.position, Message.created_at, Message.id)
+
+
 async def list_messages(
     connection: AsyncConnection,
     session_id: str,
@@ -59,15 +81,31 @@ async def list_messages(
     undistilled_only: bool = False,
     after_position: int | None = None,
     limit: int | None = None,
+    with_blocks: bool = True,
 ) -> list[MessageRecord]:
     """The session's messages by position (ties: oldest first), optionally filtered and limited."""
-    query = select(Message).where(Message.session_id == session_id)
+    query = _select(session_id, with_blocks=with_blocks)
     if undistilled_only:
         query = query.where(Message.distilled.is_(False))
     if after_position is not None:
         query = query.where(Message.position > after_position)
-    query = query.order_by(Message.position, Message.created_at, Message.id).limit(limit)
-    return [rows.message_record(row) for row in await connection.execute(query)]
+    return [rows.message_record(row) for row in await connection.execute(_in_order(query).limit(limit))]
+
+
+async def messages_after(
+    connection: AsyncConnection, session_id: str, since: datetime, *, with_blocks: bool = True
+) -> list[MessageRecord]:
+    """The session's messages stored strictly after ``since`` (``created_at > since``), by position."""
+    query = _select(session_id, with_blocks=with_blocks).where(Message.created_at > since)
+    return [rows.message_record(row) for row in await connection.execute(_in_order(query))]
+
+
+async def count_messages(connection: AsyncConnection, session_id: str, *, undistilled_only: bool) -> int:
+    """How many messages the session stores (only undistilled ones with ``undistilled_only``)."""
+    query = select(func.count()).select_from(Message).where(Message.session_id == session_id)
+    if undistilled_only:
+        query = query.where(Message.distilled.is_(False))
+    return int(await connection.scalar(query) or 0)
 
 
 async def message_ids(connection: AsyncConnection, session_id: str) -> set[str]:

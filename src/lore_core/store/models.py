@@ -22,12 +22,23 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from lore_core.store.types import JSON_TYPE, JsonValue, UTCDateTime
 
-__all__ = ["Base", "Distillation", "Knowledge", "Kv", "Message", "Session", "SessionState", "metadata"]
+__all__ = [
+    "Base",
+    "Distillation",
+    "Knowledge",
+    "Kv",
+    "Message",
+    "Session",
+    "SessionState",
+    "WorkerRun",
+    "metadata",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -39,6 +50,11 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 """The one MetaData of lore-memory; ``lore_batch`` tables join it through :class:`Base`."""
+
+
+# Server defaults, built here because ``Message.text`` (a column) shadows ``text`` inside the class body.
+_EMPTY_JSON_ARRAY = text("'[]'")
+_ZERO = text("0")
 
 
 def _session_fk() -> ForeignKey:
@@ -114,6 +130,8 @@ class Message(Base):
     distilled: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     meta: Mapped[dict[str, JsonValue]] = mapped_column(JSON_TYPE)
+    # The caller's content blocks, verbatim (revision 0002; rows stored before it read as []).
+    blocks: Mapped[list[JsonValue]] = mapped_column(JSON_TYPE, server_default=_EMPTY_JSON_ARRAY)
 
 
 class Distillation(Base):
@@ -175,3 +193,29 @@ class Kv(Base):
     key: Mapped[str] = mapped_column(String, primary_key=True)
     value: Mapped[JsonValue] = mapped_column(JSON_TYPE, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WorkerRun(Base):
+    """One background worker run and how it ended; ``session_id`` NULL for project-level work."""
+
+    __tablename__ = "worker_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('ok', 'error', 'rejected', 'stale')", name="status"),
+        CheckConstraint("length(error_detail) <= 500", name="error_detail_length"),
+        Index(None, "session_id", "started_at"),
+        Index(None, "status", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
+    session_id: Mapped[str | None] = mapped_column(String, _session_fk())
+    project: Mapped[str | None] = mapped_column(String)
+    worker: Mapped[str] = mapped_column(String)
+    urgent: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))
+    route: Mapped[str | None] = mapped_column(String(16))
+    error_type: Mapped[str | None] = mapped_column(String)
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    output_tokens: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())

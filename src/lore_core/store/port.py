@@ -24,6 +24,8 @@ from lore_core.store.records import (
     SessionRecord,
     SessionStateRecord,
     Unset,
+    WorkerRunRecord,
+    WorkerRunStatus,
 )
 from lore_core.store.types import JsonValue
 
@@ -31,7 +33,7 @@ __all__ = ["SessionStore"]
 
 
 class SessionStore(Protocol):
-    """Session storage: sessions and their state, messages, distillations, knowledge and kv."""
+    """Session storage: sessions and their state, messages, distillations, knowledge, kv and worker runs."""
 
     # -- sessions and state ---------------------------------------------------------------------------------
 
@@ -44,6 +46,10 @@ class SessionStore(Protocol):
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         """The session, or None when unknown (never raises ``SessionNotFoundError``)."""
+        ...
+
+    async def list_sessions(self, *, project: str | None = None) -> list[SessionRecord]:
+        """Every session, or those of ``project``; oldest first (``created_at``, then id)."""
         ...
 
     async def load_state(self, session_id: str) -> SessionStateRecord | None:
@@ -110,8 +116,27 @@ class SessionStore(Protocol):
         undistilled_only: bool = False,
         after_position: int | None = None,
         limit: int | None = None,
+        with_blocks: bool = True,
     ) -> list[MessageRecord]:
-        """The session's messages ordered by position (equal positions: oldest first)."""
+        """The session's messages ordered by position (equal positions: oldest first).
+
+        ``with_blocks=False`` leaves the ``blocks`` column out of the read (records carry ``blocks=()``): the
+        per-turn path needs only ``text`` and should not load every tool payload again.
+        """
+        ...
+
+    async def messages_after(
+        self, session_id: str, since: datetime, *, with_blocks: bool = True
+    ) -> list[MessageRecord]:
+        """The session's messages stored after ``since`` (``created_at > since``), ordered by position.
+
+        The curator's watermark read: pass the ``created_at`` of the last message it saw.
+        """
+        ...
+
+    async def count_messages(self, session_id: str, *, undistilled_only: bool = False) -> int:
+        """How many messages the session stores (only undistilled ones with ``undistilled_only``); 0 for an
+        unknown session."""
         ...
 
     async def message_ids(self, session_id: str) -> set[str]:
@@ -169,6 +194,27 @@ class SessionStore(Protocol):
         """The session's distillations ordered by ``seq``; archived rows only with ``include_archived``."""
         ...
 
+    async def get_distillation(self, distillation_id: str) -> DistillationRecord | None:
+        """The row with this id, archived or not; None when unknown (also for a string that is no UUID)."""
+        ...
+
+    async def latest_distillation(self, session_id: str) -> DistillationRecord | None:
+        """The session's newest live row: the highest ``seq`` among non-archived rows, of any generation.
+
+        Archived rows are skipped: their content lives on in the reflector row that archived them, which has
+        a higher ``seq``. None when the session has no live row.
+        """
+        ...
+
+    async def distillations_after(
+        self, session_id: str, since: datetime, *, include_archived: bool = True
+    ) -> list[DistillationRecord]:
+        """The session's rows created after ``since`` (``created_at > since``), ordered by ``seq``.
+
+        Archived rows are included by default: a watermark reader must see rows archived since it last looked.
+        """
+        ...
+
     async def archive_distillations(self, ids: Sequence[str]) -> int:
         """Archive the listed rows; return how many were not archived before."""
         ...
@@ -208,12 +254,70 @@ class SessionStore(Protocol):
         """
         ...
 
+    async def count_knowledge(
+        self, project: str | None, *, own_only: bool = True, min_confidence: float = 0.2
+    ) -> int:
+        """How many entries ``list_knowledge`` would return: the project's visible entries, plus global ones
+        unless ``own_only``; ``None`` counts global entries."""
+        ...
+
     async def kv_get(self, key: str) -> KvRecord | None:
         """The entry under ``key``, or None."""
         ...
 
     async def kv_set(self, key: str, value: JsonValue, now: datetime) -> None:
         """Store ``value`` under ``key``."""
+        ...
+
+    # -- worker runs ----------------------------------------------------------------------------------------
+
+    async def record_worker_run(self, run: WorkerRunRecord) -> None:
+        """Store one worker run; storing the same id again changes nothing (a retried call is safe).
+
+        ``error_detail`` is cut to ``ERROR_DETAIL_LIMIT`` (500) characters.
+
+        Raises:
+            SessionNotFoundError: ``run.session_id`` is set and the session is unknown.
+        """
+        ...
+
+    async def list_worker_runs(
+        self,
+        *,
+        session_id: str | None = None,
+        project: str | None = None,
+        worker: str | None = None,
+        status: WorkerRunStatus | None = None,
+        limit: int = 20,
+    ) -> list[WorkerRunRecord]:
+        """The newest ``limit`` runs matching every filter given, newest first (``started_at``, then id).
+
+        A filter left at None matches anything (``session_id=None`` does not select session-less runs).
+
+        Raises:
+            ConfigError: ``limit`` is negative.
+        """
+        ...
+
+    async def count_worker_runs(
+        self,
+        *,
+        session_id: str | None = None,
+        project: str | None = None,
+        worker: str | None = None,
+        status: WorkerRunStatus | None = None,
+    ) -> int:
+        """How many runs match every filter given (None matches anything)."""
+        ...
+
+    async def prune_worker_runs(self, *, keep_per_session: int) -> int:
+        """Delete all but the newest ``keep_per_session`` runs of each session; return how many went.
+
+        Session-less (project-level) runs are kept the same way per project.
+
+        Raises:
+            ConfigError: ``keep_per_session`` is negative.
+        """
         ...
 
     # -- lifecycle ------------------------------------------------------------------------------------------

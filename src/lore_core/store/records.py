@@ -16,6 +16,7 @@ from lore_core.llm import Route
 from lore_core.store.types import JsonValue
 
 __all__ = [
+    "ERROR_DETAIL_LIMIT",
     "UNSET",
     "DistillationKind",
     "DistillationRecord",
@@ -30,12 +31,15 @@ __all__ = [
     "SessionRecord",
     "SessionStateRecord",
     "Unset",
+    "WorkerRunRecord",
+    "WorkerRunStatus",
 ]
 
 Role: TypeAlias = Literal["user", "assistant"]
 MessageKind: TypeAlias = Literal["human", "assistant", "tool_results"]
 DistillationKind: TypeAlias = Literal["observer", "reflector", "digest"]
 KnowledgeCategory: TypeAlias = Literal["decision", "pattern", "preference", "architecture", "gotcha"]
+WorkerRunStatus: TypeAlias = Literal["ok", "error", "rejected", "stale"]
 
 
 class _UnsetType(enum.Enum):
@@ -49,6 +53,9 @@ UNSET: Final = _UnsetType.UNSET
 """Marks a keyword argument that was not given (``None`` is a value some columns may take)."""
 
 Unset: TypeAlias = Literal[_UnsetType.UNSET]
+
+ERROR_DETAIL_LIMIT: Final = 500
+"""Characters of :attr:`WorkerRunRecord.error_detail` the store keeps (a CHECK constraint caps the column)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +74,11 @@ class MessageRecord:
 
     ``id`` is the 32-hex deterministic id, unique within its session. ``unit_id`` links a ``tool_results`` row
     to the assistant row of its tool unit. ``meta`` holds small facts such as tool names and media types.
+
+    ``blocks`` are the message's structured content blocks (normally Anthropic block dicts), stored exactly as
+    the engine passes them, for replay and recall: the store never elides or rewrites a block. A tuple of JSON
+    values, so the record stays immutable at the top level; treat the dicts inside as read-only. A read that
+    skips blocks (``with_blocks=False``) returns ``()`` here, as does a row stored before revision 0002.
     """
 
     id: str
@@ -81,6 +93,7 @@ class MessageRecord:
     unit_id: str | None = None
     distilled: bool = False
     meta: Mapping[str, JsonValue] = field(default_factory=dict)
+    blocks: tuple[JsonValue, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,3 +189,30 @@ class SessionStateRecord:
     idle_done_at: datetime | None = None
     lease_owner: str | None = None
     lease_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerRunRecord:
+    """One background worker run (distill, meta-distill, curate, validate, consolidate, digest, ...).
+
+    ``session_id`` is None for project-level work such as consolidation. ``status`` says how the run ended:
+    ``ok``, ``error`` (an LLM or other failure; ``error_type`` names it), ``rejected`` (the output failed
+    validation; ``error_type`` is the rejection reason) or ``stale`` (another run got there first; nothing was
+    written). ``error_detail`` carries ids and codes only, never message text; the store keeps its first
+    :data:`ERROR_DETAIL_LIMIT` (500) characters. ``route`` is how the last LLM call went (``sync``, ``batch``,
+    ``fallback``), None without a call. ``id`` is a UUID string chosen by the caller.
+    """
+
+    id: str
+    worker: str
+    status: WorkerRunStatus
+    started_at: datetime
+    finished_at: datetime
+    session_id: str | None = None
+    project: str | None = None
+    urgent: bool = False
+    route: Route | None = None
+    error_type: str | None = None
+    error_detail: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Row
 from lore_core.errors import StoreError
 from lore_core.llm import Route
 from lore_core.store.records import (
+    ERROR_DETAIL_LIMIT,
     DistillationKind,
     DistillationRecord,
     KnowledgeCategory,
@@ -27,6 +28,8 @@ from lore_core.store.records import (
     Role,
     SessionRecord,
     SessionStateRecord,
+    WorkerRunRecord,
+    WorkerRunStatus,
 )
 from lore_core.store.types import JsonValue
 
@@ -42,6 +45,8 @@ __all__ = [
     "session_record",
     "state_record",
     "state_values",
+    "worker_run_record",
+    "worker_run_values",
 ]
 
 _ROLES: frozenset[str] = frozenset({"user", "assistant"})
@@ -49,6 +54,7 @@ _MESSAGE_KINDS: frozenset[str] = frozenset({"human", "assistant", "tool_results"
 _DISTILLATION_KINDS: frozenset[str] = frozenset({"observer", "reflector", "digest"})
 _CATEGORIES: frozenset[str] = frozenset({"decision", "pattern", "preference", "architecture", "gotcha"})
 _ROUTES: frozenset[str] = frozenset({"sync", "batch", "fallback"})
+_RUN_STATUSES: frozenset[str] = frozenset({"ok", "error", "rejected", "stale"})
 
 
 def _checked(value: str, allowed: frozenset[str], column: str) -> str:
@@ -123,8 +129,14 @@ def new_state_values(session_id: str) -> dict[str, object]:
 # -- messages ----------------------------------------------------------------------------------------------
 
 
+def _blocks(stored: JsonValue) -> tuple[JsonValue, ...]:
+    if not isinstance(stored, list):
+        raise StoreError("read messages.blocks: not a JSON array", retryable=False)
+    return tuple(stored)
+
+
 def message_record(row: Row[Any]) -> MessageRecord:
-    """A ``messages`` row as a record."""
+    """A ``messages`` row as a record; a row read without the ``blocks`` column gets ``blocks=()``."""
     return MessageRecord(
         id=row.id,
         session_id=row.session_id,
@@ -138,6 +150,7 @@ def message_record(row: Row[Any]) -> MessageRecord:
         distilled=bool(row.distilled),
         created_at=row.created_at,
         meta=row.meta,
+        blocks=_blocks(row.blocks) if "blocks" in row._fields else (),
     )
 
 
@@ -156,15 +169,19 @@ def message_values(record: MessageRecord) -> dict[str, object]:
         "distilled": record.distilled,
         "created_at": record.created_at,
         "meta": dict(record.meta),
+        "blocks": list(record.blocks),
     }
 
 
 # -- distillations -----------------------------------------------------------------------------------------
 
 
+def _route(stored: str | None, column: str) -> Route | None:
+    return None if stored is None else cast(Route, _checked(stored, _ROUTES, column))
+
+
 def distillation_record(row: Row[Any]) -> DistillationRecord:
     """A ``distillations`` row as a record."""
-    route = row.route
     return DistillationRecord(
         id=row.id,
         session_id=row.session_id,
@@ -182,7 +199,7 @@ def distillation_record(row: Row[Any]) -> DistillationRecord:
         revision=row.revision,
         archived=bool(row.archived),
         supersedes=row.supersedes,
-        route=None if route is None else cast(Route, _checked(route, _ROUTES, "distillations.route")),
+        route=_route(row.route, "distillations.route"),
         created_at=row.created_at,
     )
 
@@ -248,3 +265,45 @@ def kv_record(row: Row[Any]) -> KvRecord:
     """A ``kv`` row as a record."""
     value: JsonValue = row.value
     return KvRecord(key=row.key, value=value, updated_at=row.updated_at)
+
+
+# -- worker runs -------------------------------------------------------------------------------------------
+
+
+def worker_run_record(row: Row[Any]) -> WorkerRunRecord:
+    """A ``worker_runs`` row as a record."""
+    return WorkerRunRecord(
+        id=row.id,
+        session_id=row.session_id,
+        project=row.project,
+        worker=row.worker,
+        urgent=bool(row.urgent),
+        status=cast(WorkerRunStatus, _checked(row.status, _RUN_STATUSES, "worker_runs.status")),
+        route=_route(row.route, "worker_runs.route"),
+        error_type=row.error_type,
+        error_detail=row.error_detail,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def worker_run_values(record: WorkerRunRecord) -> dict[str, object]:
+    """Column values to insert ``record``, ``error_detail`` cut to :data:`ERROR_DETAIL_LIMIT` characters."""
+    detail = record.error_detail
+    return {
+        "id": record.id,
+        "session_id": record.session_id,
+        "project": record.project,
+        "worker": record.worker,
+        "urgent": record.urgent,
+        "status": record.status,
+        "route": record.route,
+        "error_type": record.error_type,
+        "error_detail": None if detail is None else detail[:ERROR_DETAIL_LIMIT],
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+    }

@@ -21,6 +21,7 @@ from lore_core.store.statements import insert
 __all__ = [
     "ensure_session",
     "get_session",
+    "list_sessions",
     "load_state",
     "lock_session",
     "release_lease",
@@ -56,6 +57,15 @@ async def get_session(connection: AsyncConnection, session_id: str) -> SessionRe
     """The session, or None when unknown."""
     row = (await connection.execute(select(Session).where(Session.session_id == session_id))).one_or_none()
     return None if row is None else rows.session_record(row)
+
+
+async def list_sessions(connection: AsyncConnection, *, project: str | None) -> list[SessionRecord]:
+    """Every session (of ``project`` when given), oldest first."""
+    query = select(Session)
+    if project is not None:
+        query = query.where(Session.project == project)
+    query = query.order_by(Session.created_at, Session.session_id)
+    return [rows.session_record(row) for row in await connection.execute(query)]
 
 
 async def lock_session(connection: AsyncConnection, session_id: str) -> None:

@@ -1,28 +1,19 @@
 """``SqlSessionStore``: the :class:`~lore_core.store.port.SessionStore` port on SQLite and PostgreSQL.
 
-Each method is one transaction: writes use ``engine.begin()`` (``BEGIN IMMEDIATE`` on SQLite), reads a
-deferred transaction. The SQL lives in the query modules (``sessions``, ``messages``, ``distillations``,
-``knowledge``); this class owns the engine, the transactions and the error wrapping: every SQLAlchemy or
-driver error becomes a :class:`~lore_core.errors.StoreError` naming the operation, with the original chained
-(``raise ... from``). Bound values never appear in those errors: the engine is created with
-``hide_parameters=True``.
+Each method is one transaction (:class:`~lore_core.store.transactions.SqlStoreBase`: writes ``BEGIN
+IMMEDIATE`` on SQLite, reads deferred; every backend error becomes a :class:`~lore_core.errors.StoreError`
+naming the operation, without bound values). The SQL lives in the query modules (``sessions``, ``messages``,
+``distillations``, ``knowledge``, ``worker_runs``); this class picks the transaction and delegates.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from types import TracebackType
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError, SQLAlchemyError, StatementError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from lore_core.errors import ClosedError, ConfigError, StoreError
-from lore_core.store import distillations, knowledge, messages, sessions
-from lore_core.store.engine import READ_ONLY_OPTION, create_engine
-from lore_core.store.migrate import ensure_schema
+from lore_core.errors import ConfigError
+from lore_core.store import distillations, knowledge, messages, sessions, worker_runs
 from lore_core.store.port import SessionStore
 from lore_core.store.records import (
     UNSET,
@@ -35,43 +26,22 @@ from lore_core.store.records import (
     SessionRecord,
     SessionStateRecord,
     Unset,
+    WorkerRunRecord,
+    WorkerRunStatus,
 )
+from lore_core.store.transactions import SqlStoreBase
 from lore_core.store.types import JsonValue
 
 __all__ = ["SqlSessionStore"]
 
 
-def _redact_details(exc: BaseException) -> None:
-    """Blank the server's DETAIL text everywhere in the chain (PostgreSQL puts row values there, e.g.
-    "Failing row contains (...)"), so a logged traceback of the wrapped error never shows stored content."""
-    pending: list[BaseException | None] = [exc]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(getattr(current, "detail", None), str):
-            setattr(current, "detail", "(redacted by lore-memory: may contain row values)")  # noqa: B010
-        pending += [getattr(current, "orig", None), current.__cause__, current.__context__]
-
-
-def _store_error(operation: str, exc: BaseException) -> StoreError:
-    """Wrap a backend error; constraint and data errors will fail again, so they are not retryable."""
-    _redact_details(exc)
-    permanent = isinstance(exc, IntegrityError | DataError | ProgrammingError) or (
-        isinstance(exc, StatementError) and isinstance(exc.orig, ValueError | TypeError)
-    )
-    return StoreError(operation, retryable=not permanent)
-
-
-class SqlSessionStore:
+class SqlSessionStore(SqlStoreBase):
     """Session storage on SQLite or PostgreSQL through SQLAlchemy's async engine.
 
     ``engine`` is an :class:`AsyncEngine` (shared: the store never disposes it) or a URL / ``None`` (the store
     creates the engine with :func:`~lore_core.store.engine.create_engine` and disposes it on :meth:`aclose`).
-    The schema must already be at head: :meth:`open` migrates on open (see
-    :func:`~lore_core.store.migrate.ensure_schema`).
+    The schema must already be at head: :meth:`~lore_core.store.transactions.SqlStoreBase.open` migrates on
+    open (see :func:`~lore_core.store.migrate.ensure_schema`).
 
     >>> async with SqlSessionStore("sqlite+aiosqlite:///lore.db") as store:  # doctest: +SKIP
     ...     await store.ensure_session("chat-42", "default", "claude-sonnet-4-6", now)
@@ -79,80 +49,6 @@ class SqlSessionStore:
     Raises:
         ConfigError: (constructor) a bad URL.
     """
-
-    def __init__(self, engine: AsyncEngine | str | None = None) -> None:
-        self._owns_engine = not isinstance(engine, AsyncEngine)
-        self._engine: AsyncEngine | None = (
-            engine if isinstance(engine, AsyncEngine) else create_engine(engine)
-        )
-
-    @classmethod
-    async def open(
-        cls, engine: AsyncEngine | str | None = None, *, auto_migrate: bool = True
-    ) -> SqlSessionStore:
-        """Create a store and bring its schema to head (Alembic), the way the engine opens its store.
-
-        Raises:
-            ConfigError: a bad URL.
-            SchemaOutOfDateError: the schema is behind and ``auto_migrate`` is False (the store is closed).
-            StoreError: the database failed or is at a revision this code does not know.
-
-        Example::
-
-            async with await SqlSessionStore.open("sqlite+aiosqlite:///lore.db") as store:
-                ...
-        """
-        store = cls(engine)
-        try:
-            await ensure_schema(store.engine, auto_migrate=auto_migrate)
-        except BaseException:
-            await store.aclose()
-            raise
-        return store
-
-    @property
-    def engine(self) -> AsyncEngine:
-        """The engine in use. Raises ``ClosedError`` after :meth:`aclose`."""
-        return self._live()
-
-    async def __aenter__(self) -> SqlSessionStore:
-        self._live()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the store (idempotent); dispose the engine if the store created it."""
-        engine, self._engine = self._engine, None
-        if engine is not None and self._owns_engine:
-            await engine.dispose()
-
-    def _live(self) -> AsyncEngine:
-        if self._engine is None:
-            raise ClosedError("SqlSessionStore is closed")
-        return self._engine
-
-    @asynccontextmanager
-    async def _write(self, operation: str) -> AsyncIterator[AsyncConnection]:
-        engine = self._live()
-        try:
-            async with engine.begin() as connection:
-                yield connection
-        except (SQLAlchemyError, OSError) as exc:
-            raise _store_error(operation, exc) from exc
-
-    @asynccontextmanager
-    async def _read(self, operation: str) -> AsyncIterator[AsyncConnection]:
-        engine = self._live()
-        try:
-            async with engine.connect() as connection:
-                await connection.execution_options(**{READ_ONLY_OPTION: True})
-                yield connection
-        except (SQLAlchemyError, OSError) as exc:
-            raise _store_error(operation, exc) from exc
 
     # -- sessions and state ---------------------------------------------------------------------------------
 
@@ -165,6 +61,11 @@ class SqlSessionStore:
         """The session, or None when unknown."""
         async with self._read("get session") as connection:
             return await sessions.get_session(connection, session_id)
+
+    async def list_sessions(self, *, project: str | None = None) -> list[SessionRecord]:
+        """Every session (of ``project`` when given), oldest first."""
+        async with self._read("list sessions") as connection:
+            return await sessions.list_sessions(connection, project=project)
 
     async def load_state(self, session_id: str) -> SessionStateRecord | None:
         """The session's persisted state, or None when the session is unknown."""
@@ -243,8 +144,10 @@ class SqlSessionStore:
         undistilled_only: bool = False,
         after_position: int | None = None,
         limit: int | None = None,
+        with_blocks: bool = True,
     ) -> list[MessageRecord]:
-        """The session's messages by position, optionally undistilled only, after a position, limited."""
+        """The session's messages by position, optionally undistilled only, after a position, limited;
+        ``with_blocks=False`` skips loading the blocks (records get ``blocks=()``)."""
         async with self._read("list messages") as connection:
             return await messages.list_messages(
                 connection,
@@ -252,7 +155,20 @@ class SqlSessionStore:
                 undistilled_only=undistilled_only,
                 after_position=after_position,
                 limit=limit,
+                with_blocks=with_blocks,
             )
+
+    async def messages_after(
+        self, session_id: str, since: datetime, *, with_blocks: bool = True
+    ) -> list[MessageRecord]:
+        """The session's messages with ``created_at > since``, by position."""
+        async with self._read("list messages after") as connection:
+            return await messages.messages_after(connection, session_id, since, with_blocks=with_blocks)
+
+    async def count_messages(self, session_id: str, *, undistilled_only: bool = False) -> int:
+        """How many messages the session stores (undistilled ones only with ``undistilled_only``)."""
+        async with self._read("count messages") as connection:
+            return await messages.count_messages(connection, session_id, undistilled_only=undistilled_only)
 
     async def message_ids(self, session_id: str) -> set[str]:
         """Every stored message id of the session."""
@@ -321,6 +237,25 @@ class SqlSessionStore:
                 connection, session_id, include_archived=include_archived, generation=generation
             )
 
+    async def get_distillation(self, distillation_id: str) -> DistillationRecord | None:
+        """The row with this id, archived or not; None when unknown."""
+        async with self._read("get distillation") as connection:
+            return await distillations.get_distillation(connection, distillation_id)
+
+    async def latest_distillation(self, session_id: str) -> DistillationRecord | None:
+        """The session's non-archived row with the highest ``seq`` (any generation), or None."""
+        async with self._read("get latest distillation") as connection:
+            return await distillations.latest_distillation(connection, session_id)
+
+    async def distillations_after(
+        self, session_id: str, since: datetime, *, include_archived: bool = True
+    ) -> list[DistillationRecord]:
+        """The session's rows with ``created_at > since``, by ``seq``; archived ones unless told not to."""
+        async with self._read("list distillations after") as connection:
+            return await distillations.distillations_after(
+                connection, session_id, since, include_archived=include_archived
+            )
+
     async def archive_distillations(self, ids: Sequence[str]) -> int:
         """Archive the listed rows; return how many were live before."""
         if not ids:
@@ -374,6 +309,15 @@ class SqlSessionStore:
                 connection, project, include_global=include_global, min_confidence=min_confidence
             )
 
+    async def count_knowledge(
+        self, project: str | None, *, own_only: bool = True, min_confidence: float = 0.2
+    ) -> int:
+        """How many visible entries the project has (plus global ones unless ``own_only``)."""
+        async with self._read("count knowledge") as connection:
+            return await knowledge.count_knowledge(
+                connection, project, include_global=not own_only, min_confidence=min_confidence
+            )
+
     async def kv_get(self, key: str) -> KvRecord | None:
         """The entry under ``key``, or None."""
         async with self._read("read kv") as connection:
@@ -383,6 +327,51 @@ class SqlSessionStore:
         """Store ``value`` under ``key``."""
         async with self._write("write kv") as connection:
             await knowledge.kv_set(connection, key, value, now)
+
+    # -- worker runs ----------------------------------------------------------------------------------------
+
+    async def record_worker_run(self, run: WorkerRunRecord) -> None:
+        """Store the run (once per id). Raises ``SessionNotFoundError`` for an unknown ``run.session_id``."""
+        async with self._write("record worker run") as connection:
+            await worker_runs.record_worker_run(connection, run)
+
+    async def list_worker_runs(
+        self,
+        *,
+        session_id: str | None = None,
+        project: str | None = None,
+        worker: str | None = None,
+        status: WorkerRunStatus | None = None,
+        limit: int = 20,
+    ) -> list[WorkerRunRecord]:
+        """The newest ``limit`` runs matching every filter given (None: any), newest first.
+
+        Raises ``ConfigError`` for a negative ``limit``.
+        """
+        async with self._read("list worker runs") as connection:
+            return await worker_runs.list_worker_runs(
+                connection, session_id=session_id, project=project, worker=worker, status=status, limit=limit
+            )
+
+    async def count_worker_runs(
+        self,
+        *,
+        session_id: str | None = None,
+        project: str | None = None,
+        worker: str | None = None,
+        status: WorkerRunStatus | None = None,
+    ) -> int:
+        """How many runs match every filter given (None: any)."""
+        async with self._read("count worker runs") as connection:
+            return await worker_runs.count_worker_runs(
+                connection, session_id=session_id, project=project, worker=worker, status=status
+            )
+
+    async def prune_worker_runs(self, *, keep_per_session: int) -> int:
+        """Keep the newest ``keep_per_session`` runs per session (per project for session-less runs);
+        return how many were deleted. Raises ``ConfigError`` for a negative count."""
+        async with self._write("prune worker runs") as connection:
+            return await worker_runs.prune_worker_runs(connection, keep_per_session=keep_per_session)
 
 
 if TYPE_CHECKING:
