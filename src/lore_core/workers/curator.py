@@ -133,8 +133,12 @@ class Curator:
             budget -= row.token_count
         return "\n\n".join(reversed(picked))
 
-    async def consolidate(self, project: str) -> CurationReport:
-        """Merge a project's own entries down to ``consolidate_max_entries`` when they exceed it."""
+    async def consolidate(self, project: str, *, session_id: str) -> CurationReport:
+        """Merge a project's own entries down to ``consolidate_max_entries`` when they exceed it.
+
+        ``session_id`` is the session whose idle work asked for it: the call carries it (credentials and
+        request logs are per session), and the run is recorded under it.
+        """
         ctx, config = self._ctx, self._ctx.config
         if not (config.knowledge_enabled and config.curator_enabled):
             return CurationReport(skipped="disabled")
@@ -154,7 +158,11 @@ class Curator:
         try:
             prompt = build_consolidation_prompt(entries, target=config.consolidate_max_entries, config=config)
             async with ctx.run(
-                "curate", session_id=None, project=project, urgent=False, model=config.worker_model
+                "curate",
+                session_id=session_id,
+                project=project,
+                urgent=False,
+                model=await ctx.model_for(session_id),
             ) as run:
                 response = await run.call(prompt)
                 ops, rejected = validate_ops(
@@ -165,7 +173,9 @@ class Curator:
                     allow_create=False,
                 )
             report.rejected = rejected
-            await self._apply(ops, entries, project=project, session_id=None, now=ctx.now(), report=report)
+            await self._apply(
+                ops, entries, project=project, session_id=session_id, now=ctx.now(), report=report
+            )
         except (LLMError, OutputRejected):
             report.skipped = "call failed"
         finally:

@@ -175,7 +175,7 @@ class WorkerScheduler:
         try:
             session = await ctx.store.get_session(session_id)
             if session is not None:
-                report.consolidation = await self.curator.consolidate(session.project)
+                report.consolidation = await self.curator.consolidate(session.project, session_id=session_id)
         except Exception as exc:  # noqa: BLE001
             self._step_failed(report, "consolidate", exc)
         await self.wait_for_session(session_id)
