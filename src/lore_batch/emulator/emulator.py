@@ -72,7 +72,7 @@ class AnthropicEmulator:
             from lore_batch.emulator.workers import WORKER_RESPONDERS
 
             for match, worker_responder in WORKER_RESPONDERS:
-                self._core.responders.add(match, worker_responder)
+                self._core.responders.add_builtin(match, worker_responder)
         self.app: Starlette = build_app(self._core)
         """The ASGI app."""
 
@@ -150,7 +150,8 @@ class AnthropicEmulator:
         return self._core.faults
 
     def add_responder(self, match: Matcher, responder: Responder) -> None:
-        """Answer params where ``match(params)`` with ``responder``; tried in order, before the default."""
+        """Answer params where ``match(params)`` with ``responder``; tried in order, before the built-in
+        worker responders and the default."""
         self._core.responders.add(match, responder)
 
     @property

@@ -74,19 +74,25 @@ def echo_responder(params: Mapping[str, Any]) -> ResponderOutput:
 class ResponderRegistry:
     """Responders tried in order of registration; the default answers when none matches."""
 
-    __slots__ = ("_default", "_entries")
+    __slots__ = ("_builtin", "_default", "_entries")
 
     def __init__(self, default: Responder | None = None) -> None:
         self._default: Responder = default if default is not None else echo_responder
         self._entries: list[tuple[Matcher, Responder]] = []
+        self._builtin: list[tuple[Matcher, Responder]] = []
 
     def add(self, match: Matcher, responder: Responder) -> None:
-        """Use ``responder`` where ``match(params)`` is true; tried after earlier adds, before the default."""
+        """Use ``responder`` where ``match(params)`` is true; tried after earlier adds, before the built-in
+        worker responders and the default (so a test can override how a worker prompt is answered)."""
         self._entries.append((match, responder))
+
+    def add_builtin(self, match: Matcher, responder: Responder) -> None:
+        """Register a built-in responder: tried after every :meth:`add`, before the default."""
+        self._builtin.append((match, responder))
 
     def resolve(self, params: Mapping[str, Any]) -> Responder:
         """The responder for ``params``."""
-        for match, responder in self._entries:
+        for match, responder in (*self._entries, *self._builtin):
             if match(params):
                 return responder
         return self._default

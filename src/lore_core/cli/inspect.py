@@ -98,7 +98,7 @@ def _render(report: SessionReport) -> None:
     if report.worker_errors:
         errors = Table(title="last worker errors")
         for column in ("when", "worker", "status", "error", "detail"):
-            errors.add_column(column)
+            errors.add_column(column, overflow="fold")
         for run in report.worker_errors:
             errors.add_row(
                 run.started_at.isoformat(timespec="seconds"),
