@@ -34,6 +34,8 @@ def test_demo_prints_the_round_trip(capsys: pytest.CaptureFixture[str]) -> None:
     for index in range(3):
         assert f"demo-{index}" in out
     assert "batch (3 requests)" in out
+    assert "the engine's workers" in out
+    assert "0 left undistilled" in out
 
 
 def test_demo_json_reports_a_completed_batch_at_half_price(capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,6 +52,11 @@ def test_demo_json_reports_a_completed_batch_at_half_price(capsys: pytest.Captur
     at_sync = Decimal(report["batch_cost_at_sync_prices_usd"])
     assert batch > 0
     assert batch * 2 == at_sync
+    workers = report["workers"]
+    assert workers["messages"] == 36
+    assert workers["undistilled"] == 0
+    assert workers["calls_by_worker"]["distill"] >= 1
+    assert all(row["retention"] is not None for row in workers["rows"] if row["generation"] == 0)
 
 
 def test_demo_is_reproducible(capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,11 +38,15 @@ def _decimal_default(value: object) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from lore_batch.demo import run_roundtrip_demo
+    from lore_batch.demo_workers import run_worker_demo
 
     console = Console(stderr=bool(args.json))
     if args.json:
         report = asyncio.run(run_roundtrip_demo(seed=args.seed))
-        print(json.dumps(asdict(report), default=_decimal_default, indent=2))
+        workers = asyncio.run(run_worker_demo(seed=args.seed))
+        data = asdict(report)
+        data["workers"] = asdict(workers)
+        print(json.dumps(data, default=_decimal_default, indent=2))
         return 0
 
     console.print("[bold]lore demo[/bold]: offline round trip on the built-in Anthropic emulator")
@@ -71,5 +75,28 @@ def _run(args: argparse.Namespace) -> int:
     console.print(
         f"The batch was polled {report.polls} times over {report.simulated_seconds:.0f} s of simulated time; "
         f"the emulator logged {report.requests_logged} requests. Sync reply: {report.sync_text[:60]!r}"
+    )
+
+    console.print("\n[bold]the engine's workers[/bold] on a scripted coding session")
+    with console.status("working"):
+        workers = asyncio.run(run_worker_demo(seed=args.seed, on_step=lambda s: console.print(f"  • {s}")))
+    rows = Table(title="distillations")
+    for column in ("gen", "kind", "sources", "source tok", "tok", "retention"):
+        rows.add_column(column, justify="right")
+    for row in workers.rows:
+        retention = "" if row.retention is None else f"{row.retention:.2f}"
+        rows.add_row(
+            str(row.generation),
+            row.kind,
+            str(row.sources),
+            str(row.source_tokens),
+            str(row.tokens),
+            retention,
+        )
+    console.print(rows)
+    calls = ", ".join(f"{worker} {count}" for worker, count in workers.calls_by_worker.items())
+    console.print(
+        f"{workers.messages} messages stored, {workers.undistilled} left undistilled; worker calls: {calls}; "
+        f"knowledge: {'; '.join(workers.knowledge) or 'none'}"
     )
     return 0
