@@ -8,10 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 from lore_batch.emulator import ResponderOutput
-from lore_batch.emulator.workers import distill_responder
+from lore_batch.emulator.workers import distill_responder, matches_distill
 from lore_core.ingest import MessageLog
 from lore_core.inspection import inspect_session
-from lore_core.prompting import worker_of
 
 from .conftest import START, Engine
 
@@ -54,12 +53,6 @@ def distill_garbage(params: Mapping[str, Any]) -> ResponderOutput:
     return ResponderOutput.text("I could not find anything worth noting.")
 
 
-def is_distill(params: Mapping[str, Any]) -> bool:
-    system = params.get("system")
-    text = system[0]["text"] if isinstance(system, list) else str(system or "")
-    return worker_of(text) == "distill"
-
-
 async def test_a_500_leaves_the_messages_undistilled_and_the_next_run_succeeds(engine: Engine) -> None:
     await stored_session(engine)
     engine.emulator.faults.fail_next("messages", 500, count=1)
@@ -91,7 +84,7 @@ async def test_a_malformed_output_is_rejected_recorded_and_retried(engine: Engin
             return distill_garbage(params)
         return distill_responder(params)
 
-    engine.emulator.add_responder(is_distill, garbage_once)
+    engine.emulator.add_responder(matches_distill, garbage_once)
     report = await engine.scheduler.distiller.run("s1", force=True)
     assert report.failures == 1
     assert await engine.store.count_messages("s1", undistilled_only=True) == 12
@@ -105,7 +98,7 @@ async def test_a_malformed_output_is_rejected_recorded_and_retried(engine: Engin
 
 async def test_three_failed_observer_calls_turn_the_segment_into_a_digest(engine: Engine) -> None:
     await stored_session(engine)
-    engine.emulator.add_responder(is_distill, distill_garbage)
+    engine.emulator.add_responder(matches_distill, distill_garbage)
     config = engine.context.config
     for _ in range(config.observer_failures_before_digest):
         report = await engine.scheduler.distiller.run("s1")

@@ -13,20 +13,14 @@ import pytest
 from sqlalchemy import bindparam, text
 
 from lore_batch.emulator import ResponderOutput
+from lore_batch.emulator.workers import matches_curate, matches_distill
 from lore_core.config import LoreConfig
 from lore_core.ingest import MessageLog
-from lore_core.prompting import worker_of
 from lore_core.store.records import KnowledgeRecord
 from lore_core.workers import WorkerContext, WorkerScheduler
 
 from .conftest import START, Engine
 from .test_failures import coding_turns
-
-
-def _worker(params: Mapping[str, Any]) -> str | None:
-    system = params.get("system")
-    text = system[0]["text"] if isinstance(system, list) else str(system or "")
-    return worker_of(text)
 
 
 async def store_turns(engine: Engine, turns: int, session_id: str = "s1") -> None:
@@ -95,7 +89,7 @@ async def test_an_urgent_run_passes_urgent_to_distill_and_meta_but_never_to_vali
             "<observations>\nDate: Feb 25, 2026\n* green (22:01) chatted\n</observations>"
         )
 
-    engine.emulator.add_responder(lambda p: _worker(p) == "distill", lossy)
+    engine.emulator.add_responder(matches_distill, lossy)
     engine.scheduler.request_distillation("s1", urgent=True)
     engine.scheduler.request_distillation("s1", urgent=True)  # at most one urgent run pending
     await engine.scheduler.run_until_idle()
@@ -189,7 +183,7 @@ async def test_a_low_retention_row_gets_one_validate_call_that_appends_the_missi
             "<observations>\nDate: Feb 25, 2026\n* yellow (22:01) fixed tests\n</observations>"
         )
 
-    engine.emulator.add_responder(lambda p: _worker(p) == "distill", lossy)
+    engine.emulator.add_responder(matches_distill, lossy)
     report = await engine.scheduler.distiller.run("s1", force=True)
     await engine.scheduler.run_until_idle()
     assert report.observer_rows == 1
@@ -212,7 +206,7 @@ async def test_validation_can_be_turned_off_but_the_score_is_still_stored(engine
             "<observations>\nDate: Feb 25, 2026\n* yellow (22:01) fixed tests\n</observations>"
         )
 
-    engine.emulator.add_responder(lambda p: _worker(p) == "distill", lossy)
+    engine.emulator.add_responder(matches_distill, lossy)
     await engine.scheduler.distiller.run("s1", force=True)
     await engine.scheduler.run_until_idle()
     (row,) = await engine.store.list_distillations("s1")
@@ -247,7 +241,7 @@ async def test_curation_applies_valid_ops_rejects_bad_ones_and_moves_the_waterma
         ' {"op": "create", "category": "gotcha", "title": "fixture values drift",'
         ' "content": "Updated text."}]'
     )
-    engine.emulator.add_responder(lambda p: _worker(p) == "curate", lambda p: ResponderOutput.text(ops))
+    engine.emulator.add_responder(matches_curate, lambda p: ResponderOutput.text(ops))
     report = await engine.scheduler.curator.curate("s1")
     assert (report.created, report.updated, report.deleted) == (1, 1, 0)
     assert sorted(item.reason for item in report.rejected) == ["bad_category", "unknown_id"]

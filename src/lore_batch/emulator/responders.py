@@ -10,7 +10,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Matcher", "Responder", "ResponderOutput", "ResponderRegistry", "echo_responder", "last_user_text"]
+from lore_core.prompting import WorkerName, worker_of
+
+__all__ = [
+    "Matcher",
+    "Responder",
+    "ResponderOutput",
+    "ResponderRegistry",
+    "echo_responder",
+    "last_user_text",
+    "system_text",
+    "worker_of_params",
+]
 
 _ECHO_PREFIX = "Echo: "
 _ECHO_CHARS = 200
@@ -34,6 +45,22 @@ Responder = Callable[[Mapping[str, Any]], ResponderOutput]
 
 Matcher = Callable[[Mapping[str, Any]], bool]
 """Decides whether a responder handles a request's params."""
+
+
+def system_text(params: Mapping[str, Any]) -> str:
+    """The text of the request's system prompt (its first block when it is a list); ``""`` when absent."""
+    system = params.get("system")
+    if isinstance(system, str):
+        return system
+    if isinstance(system, list) and system and isinstance(system[0], Mapping):
+        text = system[0].get("text")
+        return text if isinstance(text, str) else ""
+    return ""
+
+
+def worker_of_params(params: Mapping[str, Any]) -> WorkerName | None:
+    """The engine worker a request comes from, by its system prompt's marker line; None for other traffic."""
+    return worker_of(system_text(params))
 
 
 def last_user_text(params: Mapping[str, Any]) -> str:

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from lore_batch.emulator.responders import ResponderOutput, last_user_text
+from lore_batch.emulator.responders import ResponderOutput, last_user_text, worker_of_params
 from lore_core.curation import cap_content
-from lore_core.prompting import marker, section
+from lore_core.prompting import section
 
 __all__ = ["curate_responder", "matches_curate"]
 
@@ -61,19 +61,9 @@ class _Entry:
     content: str
 
 
-def _system_text(params: Mapping[str, Any]) -> str:
-    system = params.get("system")
-    if isinstance(system, str):
-        return system
-    if isinstance(system, list) and system and isinstance(system[0], Mapping):
-        text = system[0].get("text")
-        return text if isinstance(text, str) else ""
-    return ""
-
-
 def matches_curate(params: Mapping[str, Any]) -> bool:
     """Whether ``params`` is a ``curate`` call (curation or consolidation), by the system prompt's marker."""
-    return _system_text(params).startswith(marker("curate"))
+    return worker_of_params(params) == "curate"
 
 
 def _entries(text: str) -> list[_Entry]:

@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from lore_batch.emulator.responders import ResponderOutput, last_user_text
+from lore_batch.emulator.responders import ResponderOutput, last_user_text, worker_of_params
 from lore_core.annotations import SCAN_LIMIT
 from lore_core.config import LoreConfig
 from lore_core.observer import expansion_limit
-from lore_core.prompting import marker, section
+from lore_core.prompting import section
 from lore_core.retention import extract_artifacts
 from lore_core.tokens import count_tokens
 
@@ -77,10 +77,7 @@ def matches_distill(params: Mapping[str, Any]) -> bool:
 
     Example: ``matches_distill({"system": "[lore-memory:distill]\\n...", "messages": []}) is True``.
     """
-    system = params.get("system")
-    if isinstance(system, list) and system and isinstance(system[0], Mapping):
-        system = system[0].get("text")
-    return isinstance(system, str) and system.startswith(marker("distill"))
+    return worker_of_params(params) == "distill"
 
 
 def distill_responder(params: Mapping[str, Any]) -> ResponderOutput:

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from lore_batch.emulator.responders import ResponderOutput, last_user_text
-from lore_core.prompting import marker, section
+from lore_batch.emulator.responders import ResponderOutput, last_user_text, worker_of_params
+from lore_core.prompting import section
 from lore_core.reflector import HEADINGS
 
 __all__ = ["matches_meta", "meta_responder"]
@@ -60,19 +60,9 @@ class _Item:
     time: str = ""
 
 
-def _system_text(params: Mapping[str, Any]) -> str:
-    system = params.get("system")
-    if isinstance(system, str):
-        return system
-    if isinstance(system, list) and system and isinstance(system[0], Mapping):
-        text = system[0].get("text")
-        return text if isinstance(text, str) else ""
-    return ""
-
-
 def matches_meta(params: Mapping[str, Any]) -> bool:
     """Whether ``params`` is a ``meta-distill`` call (its system prompt starts with the marker)."""
-    return _system_text(params).startswith(marker("meta-distill"))
+    return worker_of_params(params) == "meta-distill"
 
 
 def _key(text: str) -> str:

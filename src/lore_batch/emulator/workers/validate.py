@@ -16,8 +16,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from lore_batch.emulator.responders import ResponderOutput, last_user_text
-from lore_core.prompting import marker, section
+from lore_batch.emulator.responders import ResponderOutput, last_user_text, worker_of_params
+from lore_core.prompting import section
 
 __all__ = ["matches_validate", "validate_responder"]
 
@@ -30,22 +30,12 @@ _UNIT_RE = re.compile(r"^\[[^\]\n]{1,40}\] \((?P<time>\d{1,2}:\d{2})\)")
 _MARKERS_RE = re.compile(r"^[\s\x1f]*(?:(?:\[[\w:. -]{1,80}\]|\(\d{1,2}:\d{2}\))[ \t]*){0,4}")
 
 
-def _system_text(params: Mapping[str, Any]) -> str:
-    system = params.get("system")
-    if isinstance(system, str):
-        return system
-    if isinstance(system, list) and system and isinstance(system[0], Mapping):
-        text = system[0].get("text")
-        return text if isinstance(text, str) else ""
-    return ""
-
-
 def matches_validate(params: Mapping[str, Any]) -> bool:
     """Whether ``params`` is a ``validate`` call (its system prompt starts with the marker).
 
     Example: ``matches_validate({"system": "[lore-memory:validate]\\n..."}) is True``.
     """
-    return _system_text(params).startswith(marker("validate"))
+    return worker_of_params(params) == "validate"
 
 
 def _missing(text: str) -> list[tuple[str, str]]:
