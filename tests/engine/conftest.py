@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,5 +105,7 @@ async def engine(store: SqlSessionStore, config: LoreConfig) -> AsyncIterator[En
 @pytest.fixture
 def shared_session_path() -> Path:
     if not SHARED_SESSION.exists():
-        pytest.skip(f"the shared real session is absent: expected it at {SHARED_SESSION}")
+        pytest.skip(
+            f"the shared real session is absent: expected {SHARED_SESSION} (set LORE_SHARED_DATA to its folder)"
+        )
     return SHARED_SESSION
