@@ -1,5 +1,6 @@
 """lore-memory's engine: unbounded, cache-warm conversations on the Anthropic Messages API."""
 
+from lore_core.config import LoreConfig
 from lore_core.errors import (
     ClosedError,
     ConfigError,
@@ -17,13 +18,18 @@ from lore_core.errors import (
 )
 from lore_core.invariants import check_context, validate_messages
 from lore_core.llm import LLMClient, LLMResponse, Usage
+from lore_core.lore import Lore
 from lore_core.messages import content_hash, message_id
+from lore_core.session import LoreSession, TransformResult
+from lore_core.state import IdleResume, SessionStateView
 from lore_core.tokens import TokenCounter, count_tokens
+from lore_core.wrapper import LoreAnthropic
 
 __all__ = [
     "ClosedError",
     "ConfigError",
     "ContextOverflowError",
+    "IdleResume",
     "InvalidMessagesError",
     "LLMAuthError",
     "LLMClient",
@@ -31,12 +37,18 @@ __all__ = [
     "LLMRequestError",
     "LLMResponse",
     "LLMUnavailableError",
+    "Lore",
+    "LoreAnthropic",
+    "LoreConfig",
     "LoreError",
+    "LoreSession",
     "RateLimitedError",
     "SchemaOutOfDateError",
     "SessionNotFoundError",
+    "SessionStateView",
     "StoreError",
     "TokenCounter",
+    "TransformResult",
     "Usage",
     "check_context",
     "content_hash",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
