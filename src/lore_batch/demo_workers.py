@@ -153,6 +153,6 @@ async def run_worker_demo(
                     )
                     for row in rows
                 ),
-                knowledge=tuple(f"({entry.category}) {entry.title}" for entry in knowledge),
+                knowledge=tuple(sorted(f"({entry.category}) {entry.title}" for entry in knowledge)),
                 calls_by_worker=dict(sorted(calls.items())),
             )

@@ -154,6 +154,26 @@ class MessageLog:
         """Drop what this log remembers of a session (the next call re-checks against the store)."""
         self._sessions.pop(session_id, None)
 
+    def pending_records(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        now: datetime,
+        ids: Sequence[str],
+    ) -> list[MessageRecord] | None:
+        """The records of the messages added since the last call, prepared without touching the store (the
+        caller inserts them, possibly in the background), or None when the log must consult the store first:
+        the first call for this session in this process, or a host rewrite. Use :meth:`record` then."""
+        state = self._sessions.get(session_id)
+        if state is None or not messages or len(messages) < state.count or ids[0] != state.first_id:
+            return None
+        records = prepare_records(
+            session_id, messages, now=now, start=state.count, ids=ids, counter=self._counter
+        )
+        self._sessions[session_id] = _SessionLog(count=len(messages), first_id=ids[0])
+        return records
+
     async def record(
         self,
         session_id: str,

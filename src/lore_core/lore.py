@@ -176,8 +176,10 @@ class Lore:
         if await self.store.get_session(session_id) is None:
             raise SessionNotFoundError(session_id)
         await self._flush(session_id)
-        report = await self.scheduler.idle_work(session_id)
         handle = self._sessions.get(session_id)
+        if handle is not None:
+            await handle.flush_writes()
+        report = await self.scheduler.idle_work(session_id)
         if handle is not None and handle.state is not None:
             handle.state.idle_done_at = self.clock.now()
             handle._rows = None
@@ -251,6 +253,9 @@ class Lore:
 
     async def _idle(self, session_id: str, *, run_meta: bool) -> None:
         await self._flush(session_id)
+        handle = self._sessions.get(session_id)
+        if handle is not None:
+            await handle.flush_writes()
         await self.scheduler.idle_work(session_id, run_meta=run_meta)
 
     # -- lifecycle -----------------------------------------------------------------------------------------

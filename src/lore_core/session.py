@@ -11,6 +11,8 @@ starts (or after an idle resume or a layer-4 turn); knowledge only at cold-cache
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -95,6 +97,8 @@ class LoreSession:
         self._log = MessageLog(lore.store, counter=lore.counter)
         self._rows: list[DistillationRecord] | None = None
         self._snapshot_key: str | None = None
+        self._snapshot_version = -1
+        self._write: asyncio.Task[None] | None = None
         self._prefix: PrefixCache | None = None
         self._idle_checked = False
         self._undistilled_tokens = 0
@@ -184,13 +188,11 @@ class LoreSession:
         now = lore.clock.now()
         if update.rewrite:
             self._log.forget(self.session_id)
-        stored = await self._log.record(
-            self.session_id, self._history.messages, now=lore.now_datetime(), ids=self._history.ids
-        )
+        new_tokens = await self._store_new(lore.now_datetime())
         if not self._idle_checked:
             self.on_idle_resume(now=now)
         self._idle_checked = False
-        self._after_store(state, stored.new_tokens, update.new_human)
+        self._after_store(state, new_tokens, update.new_human)
 
         await self._refresh_snapshot(state)
         system_blocks, knowledge_changed = await self._system_blocks(state, system)
@@ -276,6 +278,45 @@ class LoreSession:
             unsustainable=unsustainable(state, config),
         )
 
+    async def _store_new(self, now: datetime) -> int:
+        """Store the turn's new messages; return their tokens.
+
+        In steady state the insert runs in the background, chained after the previous one (the per-turn path
+        does not wait for the database; the caller re-sends its history every turn, so nothing is lost if the
+        process dies first). The first turn in this process and host rewrites store synchronously. A failed
+        background insert is recorded by the scheduler and the next turn re-syncs with the store.
+        """
+        history = self._history
+        records = self._log.pending_records(self.session_id, history.messages, now=now, ids=history.ids)
+        if records is None:
+            await self.flush_writes()
+            stored = await self._log.record(self.session_id, history.messages, now=now, ids=history.ids)
+            return stored.new_tokens
+        if records:
+            previous = self._write
+
+            async def write() -> None:
+                if previous is not None:
+                    with contextlib.suppress(Exception):
+                        await previous
+                try:
+                    await self._lore.store.insert_messages(records)
+                except BaseException:
+                    self._log.forget(self.session_id)
+                    raise
+
+            self._write = self._lore.scheduler.spawn(
+                write(), job="store-messages", session_id=self.session_id
+            )
+        return sum(record.tokens for record in records)
+
+    async def flush_writes(self) -> None:
+        """Wait until this session's queued message inserts are in the store (their failures stay recorded)."""
+        write = self._write
+        if write is not None and not write.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(write)
+
     def _expected(self, state: SessionState, rewrite: bool, system_est: int, tools_est: int) -> int:
         """ENGINE.md 3.3 in O(1) from running sums when the history only grew since the last transform."""
         config, history = self._lore.config, self._history
@@ -323,12 +364,15 @@ class LoreSession:
                 )
 
     async def _refresh_snapshot(self, state: SessionState) -> None:
-        """Re-read the rows when a new human turn starts, on first use, or after an idle resume or layer 4."""
+        """Re-read the rows when a new human turn starts and this process wrote distillations for the session
+        since the last read; on first use; after an idle resume or a layer-4 turn (both drop ``_rows``)."""
         key = _last_human_id(self._history)
-        if self._rows is not None and key == self._snapshot_key:
+        version = self._lore.scheduler.context.versions.get(self.session_id, 0)
+        if self._rows is not None and (key == self._snapshot_key or version == self._snapshot_version):
             return
         self._rows = await self._lore.store.list_distillations(self.session_id)
         self._snapshot_key = key
+        self._snapshot_version = version
 
     async def _system_blocks(
         self, state: SessionState, system: str | Sequence[Mapping[str, Any]] | None
@@ -406,6 +450,7 @@ class LoreSession:
         record_usage(state, usage, stop_reason=stop_reason, model=self.model, config=lore.config)
         state.dirty = True
         if response is not None:
+            await self.flush_writes()
             await self._store_reply(response)
         lore.mark_dirty(self)
 

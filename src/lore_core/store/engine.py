@@ -1,7 +1,7 @@
 """The async engine factory: one place that knows the two supported backends and their connection rules.
 
-SQLite (``sqlite+aiosqlite``): every connection runs ``PRAGMA busy_timeout=5000``, ``foreign_keys=ON`` and
-``journal_mode=WAL``; the driver's own transaction handling is switched off and SQLAlchemy emits ``BEGIN
+SQLite (``sqlite+aiosqlite``): every connection runs ``PRAGMA busy_timeout=5000``, ``foreign_keys=ON``,
+``journal_mode=WAL`` and ``synchronous=NORMAL``; the driver's own transaction handling is switched off and SQLAlchemy emits ``BEGIN
 IMMEDIATE`` for write transactions (readers marked with :data:`READ_ONLY_OPTION` get a deferred ``BEGIN``, so
 they never queue behind a writer in WAL mode). This is SQLAlchemy's documented recipe for taking over
 transaction control from the ``sqlite3`` driver.
@@ -123,6 +123,10 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: no fsync per commit (the per-turn insert is on the hot path). A commit survives an
+            # application crash; only a power loss may drop the last commits, and callers re-send their
+            # history every turn, so those messages are stored again on the next one.
+            cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
 

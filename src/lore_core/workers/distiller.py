@@ -240,6 +240,7 @@ class Distiller:
                 logger.info("distillation of %d messages was stale: dropped", len(seg.records))
                 continue
             progress = True
+            ctx.bump(stored.session_id)
             if result.kind == "digest":
                 report.digest_rows += 1
             else:

@@ -85,6 +85,7 @@ class MetaWorker:
                 if stored is None:
                     run.stale("rows to archive changed meanwhile")
                     return False
+                ctx.bump(session_id)
                 return True
         except (LLMError, OutputRejected):
             return False

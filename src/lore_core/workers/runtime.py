@@ -152,12 +152,17 @@ class WorkerContext:
         self.counter = counter
         self.tz = _zone(config.timezone)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.versions: dict[str, int] = {}
         slots = getattr(llm, "background_slots", _UNSET_SLOTS)
         self.gate = BackgroundGate(
             slots=config.background_concurrency if slots is _UNSET_SLOTS else slots,  # type: ignore[arg-type]
             backoff=config.backoff_seconds,
             clock=self.clock,
         )
+
+    def bump(self, session_id: str) -> None:
+        """Note that a session's distillations changed (sessions re-read their snapshot only after a bump)."""
+        self.versions[session_id] = self.versions.get(session_id, 0) + 1
 
     def now(self) -> datetime:
         """The clock's time as an aware UTC datetime."""

@@ -63,11 +63,14 @@ class WorkerScheduler:
 
     # -- tasks ----------------------------------------------------------------------------------------------
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, job: str, session_id: str | None = None) -> None:
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], *, job: str, session_id: str | None = None
+    ) -> asyncio.Task[Any]:
         """Run ``coro`` as an owned background task; a failure is logged and recorded, never raised."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks[task] = session_id
         task.add_done_callback(lambda done: self._finished(done, job, session_id))
+        return task
 
     def _spawn_check(self, coro: Coroutine[Any, Any, float], session_id: str) -> None:
         self.spawn(coro, job="validate", session_id=session_id)
