@@ -180,10 +180,24 @@ class Lore:
         if handle is not None:
             await handle.flush_writes()
         report = await self.scheduler.idle_work(session_id)
+        await self._sync_worker_columns(session_id)
         if handle is not None and handle.state is not None:
             handle.state.idle_done_at = self.clock.now()
             handle._rows = None
         return report
+
+    async def _sync_worker_columns(self, session_id: str) -> None:
+        """Copy what idle work wrote (the curator's watermark and turn counter) into the in-memory state, so
+        the next flush does not write the old values back."""
+        handle = self._sessions.get(session_id)
+        if handle is None or handle.state is None:
+            return
+        stored = await self.store.load_state(session_id)
+        if stored is not None:
+            handle.state.turns_since_curation = stored.turns_since_curation
+            handle.state.last_curated_at = (
+                stored.last_curated_at.timestamp() if stored.last_curated_at is not None else None
+            )
 
     # -- plumbing used by sessions -------------------------------------------------------------------------
 
@@ -207,7 +221,10 @@ class Lore:
             self._dirty.discard(sid)
             if handle is None or handle.state is None:
                 continue
-            await self.store.save_state(sid, **handle.state.to_columns())
+            columns: dict[str, Any] = dict(handle.state.to_columns())
+            # The curator owns its watermark (it writes it when a curation ends); never overwrite it from memory.
+            columns.pop("last_curated_at", None)
+            await self.store.save_state(sid, **columns)
             handle.state.dirty = False
 
     async def _flush_loop(self) -> None:
@@ -257,6 +274,7 @@ class Lore:
         if handle is not None:
             await handle.flush_writes()
         await self.scheduler.idle_work(session_id, run_meta=run_meta)
+        await self._sync_worker_columns(session_id)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 

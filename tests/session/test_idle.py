@@ -107,3 +107,25 @@ async def test_the_watcher_waits_while_a_tool_call_is_pending(rig: Rig) -> None:
     rig.clock.advance(config.tool_use_idle_seconds)
     assert await rig.lore.watch_once() == ["s1"]
     await rig.lore.scheduler.run_until_idle()
+
+
+async def test_flushing_state_keeps_what_idle_work_wrote(rig: Rig, migrated_url: str) -> None:
+    from lore_core.store import SqlSessionStore
+
+    session = rig.lore.session("s1", model="claude-sonnet-4-6")
+    await session.transform(chat(4))  # 5 human turns: curation is due at idle
+    await session.record_usage({"input_tokens": 3_000, "output_tokens": 40}, stop_reason="end_turn")
+    report = await rig.lore.run_idle_work("s1")
+    assert report.curation is not None
+    assert report.curation.skipped is None
+    view = session.inspect()
+    assert view is not None
+    assert view.turns_since_curation == 0
+    assert view.last_curated_at is not None
+    await rig.lore.close()  # flushes the in-memory state
+    async with await SqlSessionStore.open(migrated_url) as store:
+        state = await store.load_state("s1")
+    assert state is not None
+    assert state.last_curated_at is not None
+    assert state.turns_since_curation == 0
+    assert state.idle_done_at is not None
