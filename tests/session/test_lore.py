@@ -154,3 +154,35 @@ async def test_without_knowledge_the_system_is_the_callers(rig: Rig) -> None:
     session = rig.lore.session("s1", model="claude-sonnet-4-6")
     result = await session.transform(chat(1), system=[{"type": "text", "text": "Be brief."}])
     assert result.system == [{"type": "text", "text": "Be brief."}]
+
+
+async def test_five_cache_busts_in_a_row_flag_the_session_unsustainable(rig: Rig) -> None:
+    session = rig.lore.session("s1", model="claude-sonnet-4-6")
+    messages = chat(2)
+    result = await session.transform(messages)
+    await session.record_usage({"input_tokens": 100, "cache_read_input_tokens": 9_000, "output_tokens": 5})
+    busts = []
+    for turn in range(5):
+        messages = [
+            *messages,
+            {"role": "assistant", "content": f"ok {turn}"},
+            {"role": "user", "content": "go"},
+        ]
+        result = await session.transform(messages)
+        busts.append(result.unsustainable)
+        await session.record_usage(
+            {
+                "input_tokens": 100,
+                "cache_creation_input_tokens": 9_000,
+                "cache_read_input_tokens": 0,
+                "output_tokens": 5,
+            }
+        )
+    view = session.inspect()
+    assert view is not None
+    assert view.consecutive_busts == 5
+    messages = [*messages, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "go"}]
+    result = await session.transform(messages)
+    assert busts == [False] * 5
+    assert result.unsustainable is True
+    assert result.layer == 0  # flagged on every return path, layer 0 included
