@@ -14,6 +14,8 @@ PACKAGES = [
     "lore_batch.errors",
     "lore_batch.limits",
     "lore_batch.pricing",
+    "lore_batch.registry",
+    "lore_batch.costlog",
     "lore_batch.sync_client",
     "lore_core",
     "lore_core.errors",

@@ -1,11 +1,19 @@
 """lore-memory's batching: pool non-urgent LLM calls into the Anthropic Message Batches API.
 
 What exists today: the synchronous :class:`AnthropicLLMClient` (one retry layer, a background circuit breaker
-and concurrency cap), credentials with masked reprs, the ``BatchError`` branch of the error tree, the pricing
-catalog (:mod:`lore_batch.pricing`) and the Anthropic API emulator (:mod:`lore_batch.emulator`).
+and concurrency cap), credentials with masked reprs and the per-session :class:`CredentialRegistry`, the
+``BatchError`` branch of the error tree, the pricing catalog (:mod:`lore_batch.pricing`) and the Anthropic API
+emulator (:mod:`lore_batch.emulator`).
 """
 
-from lore_batch.auth import AuthCredential, fingerprint
+from lore_batch.auth import (
+    AuthCredential,
+    CredentialRegistry,
+    auth_headers,
+    extract_auth,
+    fingerprint,
+    resolve_auth,
+)
 from lore_batch.errors import (
     BatchAbandoned,
     BatchError,
@@ -27,10 +35,14 @@ __all__ = [
     "BatchItemErrored",
     "CircuitBreaker",
     "ClientClosed",
+    "CredentialRegistry",
     "DispatcherClosed",
     "NoCredentials",
     "RetryPolicy",
     "UnsupportedParams",
     "UnsupportedProvider",
+    "auth_headers",
+    "extract_auth",
     "fingerprint",
+    "resolve_auth",
 ]
