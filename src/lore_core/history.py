@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+from lore_core.context.dedup import DedupMemo
 from lore_core.errors import InvalidMessagesError
 from lore_core.invariants import check_context
 from lore_core.messages import Message, message_id, message_kind
@@ -47,6 +48,8 @@ class HistoryCache:
     kinds: list[str] = field(default_factory=list)
     cumulative: list[int] = field(default_factory=lambda: [0])
     token_cache: MessageTokenCache = field(default_factory=lambda: MessageTokenCache(maxsize=65_536))
+    dedup_memo: DedupMemo = field(default_factory=dict)
+    """Dedup facts per index, kept between turns for the assembly (:attr:`History.memo`)."""
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -58,6 +61,9 @@ class HistoryCache:
     def update(self, messages: Sequence[Message]) -> Update:
         """Bring the cache to ``messages`` and validate what is new.
 
+        When the history only grew, the lists are extended in place (work proportional to the new messages,
+        plus one C-level identity scan); a rewrite rebuilds them.
+
         Raises:
             InvalidMessagesError: the list breaks an API invariant (index in the caller's list); the cache is
                 left as it was.
@@ -67,29 +73,32 @@ class HistoryCache:
         rewrite = keep < len(old)
         if rewrite:
             keep = 0
-        plain = self.messages[:keep] + [plain_message(m) for m in messages[keep:]]
-        _validate_suffix(plain, keep)
-        ids = self.ids[:keep]
-        tokens = self.tokens[:keep]
-        kinds = self.kinds[:keep]
-        for position in range(keep, len(plain)):
-            message = plain[position]
-            mid = message_id(str(message.get("role")), position, message.get("content", ""))
-            ids.append(mid)
-            tokens.append(
-                self.token_cache.estimate(mid, message, counter=self.counter, config=self.estimator)
-            )
-            kinds.append(message_kind(message))
-        new_human = sum(1 for kind in kinds[keep:] if kind == "human")
-        self.originals = list(messages)
-        self.messages = plain
-        self.ids, self.tokens, self.kinds = ids, tokens, kinds
-        if rewrite or keep == 0:
-            self.cumulative = [0, *accumulate(tokens)]
+        added = [plain_message(m) for m in messages[keep:]]
+        _validate_suffix(self.messages, keep, added)
+        new_ids: list[str] = []
+        new_tokens: list[int] = []
+        new_kinds: list[str] = []
+        estimate, counter, estimator = self.token_cache.estimate, self.counter, self.estimator
+        for offset, message in enumerate(added):
+            mid = message_id(str(message.get("role")), keep + offset, message.get("content", ""))
+            new_ids.append(mid)
+            new_tokens.append(estimate(mid, message, counter=counter, config=estimator))
+            new_kinds.append(message_kind(message))
+        new_human = new_kinds.count("human")
+        if keep == 0:
+            self.originals = list(messages)
+            self.messages = added
+            self.ids, self.tokens, self.kinds = new_ids, new_tokens, new_kinds
+            self.cumulative = [0, *accumulate(new_tokens)]
+            self.dedup_memo.clear()
         else:
-            del self.cumulative[keep + 1 :]
+            self.originals.extend(messages[keep:])
+            self.messages.extend(added)
+            self.ids.extend(new_ids)
+            self.tokens.extend(new_tokens)
+            self.kinds.extend(new_kinds)
             running = self.cumulative[-1]
-            for value in tokens[keep:]:
+            for value in new_tokens:
                 running += value
                 self.cumulative.append(running)
         return Update(start=keep, rewrite=rewrite, new_human=new_human)
@@ -116,7 +125,7 @@ def _plain_block(block: object) -> object:
 def _common_prefix(old: Sequence[Message], new: Sequence[Message]) -> int:
     """How many leading messages are the same objects (C-speed scan; a Python loop only after a mismatch)."""
     limit = min(len(old), len(new))
-    if all(map(operator.is_, old[:limit], new[:limit])):
+    if all(map(operator.is_, old, new)):  # map stops at the shorter list: no slice copies
         return limit
     for index in range(limit):
         if old[index] is not new[index]:
@@ -124,17 +133,18 @@ def _common_prefix(old: Sequence[Message], new: Sequence[Message]) -> int:
     return limit
 
 
-def _validate_suffix(messages: Sequence[Message], keep: int) -> None:
+def _validate_suffix(kept: Sequence[Message], keep: int, added: list[Message]) -> None:
     """Check the invariants where they can have changed: from the last human message before the first new
-    one (tool pairing and alternation are local), or the whole list after a rewrite."""
+    one (tool pairing and alternation are local), or the whole list after a rewrite. ``kept`` holds the
+    first ``keep`` messages (maybe more), ``added`` the messages from ``keep`` on."""
     if keep == 0:
-        check_context(messages)
+        check_context(added)
         return
     start = keep - 1
-    while start > 0 and message_kind(messages[start]) != "human":
+    while start > 0 and message_kind(kept[start]) != "human":
         start -= 1
     try:
-        check_context(messages[start:])
+        check_context([*kept[start:keep], *added])
     except InvalidMessagesError as exc:
         index = exc.index + start if exc.index >= 0 else exc.index
         raise InvalidMessagesError(index, exc.reason, exc.detail) from None

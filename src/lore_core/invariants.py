@@ -22,7 +22,7 @@ from typing import Any
 from lore_core.errors import InvalidMessagesError
 from lore_core.messages import Block, Message
 
-__all__ = ["REASONS", "check_context", "validate_messages"]
+__all__ = ["REASONS", "check_context", "scan_messages", "validate_messages"]
 
 REASONS = frozenset(
     {
@@ -81,22 +81,7 @@ def validate_messages(messages: Sequence[Message], *, allow_pending_tool_use: bo
     Raises ``InvalidMessagesError(index, reason, detail)``; ``index`` is -1 when ``messages`` is not a list.
     Example: ``validate_messages([{"role": "user", "content": "hi"}])`` returns None.
     """
-    if not isinstance(messages, list | tuple):
-        raise InvalidMessagesError(-1, "not_a_list", type(messages).__name__)
-    seen_tool_ids: set[str] = set()
-    pending: list[str] = []  # tool_use ids of the previous message, in order
-    prev_role: object = None
-    for index, message in enumerate(messages):
-        role = _check_role(index, message, prev_role)
-        blocks = _check_content(index, role, message.get("content"))
-        if role == "assistant":
-            pending = _tool_use_ids(index, blocks, seen_tool_ids)
-        else:
-            _check_results(index, blocks, pending)
-            pending = []
-        prev_role = role
-    if pending and not allow_pending_tool_use:
-        raise InvalidMessagesError(len(messages) - 1, "missing_tool_result", _ids_detail(pending))
+    scan_messages(messages, allow_pending_tool_use=allow_pending_tool_use)
 
 
 def check_context(messages: Sequence[Message]) -> None:
@@ -112,8 +97,49 @@ def check_context(messages: Sequence[Message]) -> None:
         raise InvalidMessagesError(-1, "no_messages")
 
 
+def scan_messages(messages: Sequence[Message], *, allow_pending_tool_use: bool = False) -> int:
+    """:func:`validate_messages` that also returns how many ``cache_control`` breakpoints the blocks carry
+    (top-level blocks and the items inside ``tool_result`` contents), in the same single pass.
+
+    The common block shapes (non-blank text, a ``tool_result`` with string content) take a fast path that
+    checks exactly what the general path checks. Raises like :func:`validate_messages`.
+    """
+    if not isinstance(messages, list | tuple):
+        raise InvalidMessagesError(-1, "not_a_list", type(messages).__name__)
+    seen_tool_ids: set[str] = set()
+    pending: list[str] = []  # tool_use ids of the previous message, in order
+    prev_role: object = None
+    breakpoints = 0
+    for index, message in enumerate(messages):
+        role = _check_role(index, message, prev_role)
+        content = message.get("content")
+        if isinstance(content, str):
+            if not content or content.isspace():
+                raise InvalidMessagesError(index, "empty_content")
+            blocks: Sequence[Block] = ()
+        else:
+            blocks = _check_content(index, role, content)
+            for block in blocks:
+                if "cache_control" in block:
+                    breakpoints += 1
+                if block["type"] == "tool_result":
+                    inner = block.get("content")
+                    if isinstance(inner, list | tuple):
+                        breakpoints += sum(1 for item in inner if "cache_control" in item)
+        if role == "assistant":
+            pending = _tool_use_ids(index, blocks, seen_tool_ids) if blocks else []
+        else:
+            if blocks or pending:
+                _check_results(index, blocks, pending)
+            pending = []
+        prev_role = role
+    if pending and not allow_pending_tool_use:
+        raise InvalidMessagesError(len(messages) - 1, "missing_tool_result", _ids_detail(pending))
+    return breakpoints
+
+
 def _check_role(index: int, message: object, prev_role: object) -> str:
-    if not isinstance(message, Mapping):
+    if type(message) is not dict and not isinstance(message, Mapping):  # exact dict first: no ABC check
         raise InvalidMessagesError(index, "not_a_dict", type(message).__name__)
     role = message.get("role")
     if role not in ("user", "assistant"):  # a tuple: an unhashable role must not raise TypeError
@@ -137,6 +163,17 @@ def _check_content(index: int, role: str, content: object) -> Sequence[Block]:
         raise InvalidMessagesError(index, "bad_block_type", f"content is a {type(content).__name__}")
     allowed = _ALLOWED[role]
     for pos, block in enumerate(content):
+        if type(block) is dict:  # fast paths for the common shapes; anything else takes the general checks
+            kind = block.get("type")
+            if kind == "text":
+                text = block.get("text")
+                if isinstance(text, str) and text and not text.isspace():
+                    continue
+            elif kind == "tool_result" and role == "user":
+                tool_use_id = block.get("tool_use_id")
+                inner = block.get("content")
+                if isinstance(tool_use_id, str) and tool_use_id and (inner is None or isinstance(inner, str)):
+                    continue
         _check_block(index, pos, block, allowed)
     return content
 

@@ -213,6 +213,7 @@ class LoreSession:
                     ids=history.ids,
                     tokens=history.tokens,
                     total_tokens=history.cumulative[-1],
+                    memo=history.dedup_memo,
                 ),
                 system_breakpoints=_breakpoints(system_blocks) + _breakpoints(tools or ()),
                 session_id=self.session_id,

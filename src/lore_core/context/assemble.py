@@ -6,7 +6,7 @@ gradient layers do work proportional to the part of the history they walk (their
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lore_core.config import LoreConfig
@@ -24,7 +24,8 @@ from lore_core.context.prefix import (
 from lore_core.context.terminal import terminal
 from lore_core.context.turns import turn_start
 from lore_core.context.view import TailView
-from lore_core.invariants import check_context
+from lore_core.errors import InvalidMessagesError
+from lore_core.invariants import check_context, scan_messages
 from lore_core.messages import Message
 from lore_core.store.records import DistillationRecord, RawPin
 from lore_core.tokens import TokenCounter, count_tokens
@@ -208,27 +209,31 @@ def _gradient(inp: AssemblyInput, b: Budgets, min_layer: int) -> Assembly:
     return _build(inp, b, window, cache)
 
 
-def _breakpoints(messages: Sequence[Message]) -> int:
-    count = 0
-    for message in messages:
-        content = message.get("content")
-        for block in content if isinstance(content, list | tuple) else ():
-            if not isinstance(block, Mapping):
-                continue
-            count += "cache_control" in block
-            inner = block.get("content") if block.get("type") == "tool_result" else None
-            for item in inner if isinstance(inner, list | tuple) else ():
-                count += isinstance(item, Mapping) and "cache_control" in item
-    return count
-
-
 def _build(inp: AssemblyInput, b: Budgets, window: Window, cache: PrefixCache | None) -> Assembly:
+    # check_context on the output, in parts: one pass over the window validates it and counts the caller's
+    # breakpoints, the prefix pair is checked on its own. The pair is a user message then an assistant
+    # message without tool_use, so the window follows it exactly as it starts a list of its own: the output
+    # passes check_context exactly when both parts do. On any failure the full check runs on the output, so
+    # the error raised is the one check_context gives.
+    error: InvalidMessagesError | None = None
+    try:
+        window_breakpoints = scan_messages(window.messages)
+    except InvalidMessagesError as exc:
+        error, window_breakpoints = exc, 0
     messages: list[Message] = []
     if window.prefix is not None:
-        room = MAX_BREAKPOINTS - inp.system_breakpoints - _breakpoints(window.messages)
-        messages.extend(prefix_pair(window.prefix.text, config=inp.config, breakpoint=room >= 1))
+        room = MAX_BREAKPOINTS - inp.system_breakpoints - window_breakpoints
+        pair = prefix_pair(window.prefix.text, config=inp.config, breakpoint=room >= 1)
+        try:
+            scan_messages(pair)
+        except InvalidMessagesError as exc:
+            error = error or exc
+        messages.extend(pair)
     messages.extend(window.messages)
-    check_context(messages)
+    if error is not None or not messages:
+        check_context(messages)
+        if error is not None:
+            raise error
     layer = window.layer
     return Assembly(
         messages=messages,

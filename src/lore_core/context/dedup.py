@@ -23,7 +23,7 @@ from lore_core.config import LoreConfig
 from lore_core.context.blocks import has_output, replace_blocks, result_text, tool_calls, with_content
 from lore_core.messages import Block, Message, canonical_json
 
-__all__ = ["Deduper", "ReadRange", "read_range"]
+__all__ = ["DedupMemo", "Deduper", "ReadRange", "read_range"]
 
 _PATH_KEYS = ("path", "file_path", "filePath", "file")
 
@@ -110,8 +110,47 @@ def _content_key(content: object) -> str | None:
     return "j" + hashlib.sha256(payload).hexdigest()
 
 
+_Fact = tuple[int, str, "ReadRange | None", bool, "str | None"]
+"""One ``tool_result`` with output, as the dedup rules read it: (block position, tool name, the file read it
+answers (only for a ``file_read_tools`` call), whether it is an error, its content hash (only for an output of
+``dedup_min_chars`` or more)). A message's facts are listed from its last block to its first."""
+
+DedupMemo = dict[int, tuple[Message, "Message | None", tuple[str, ...], int, tuple[_Fact, ...]]]
+"""Per-index facts kept across calls by the session (:attr:`History.memo`), valid while the message and the one
+before it are the very same objects and the config's dedup settings are the same."""
+
+
+def _facts(message: Message, previous: Message | None, config: LoreConfig) -> tuple[_Fact, ...]:
+    """The dedup facts of ``message`` (empty when it is not a user message with tool outputs)."""
+    content = message.get("content")
+    if message.get("role") != "user" or not isinstance(content, list | tuple):
+        return ()
+    calls: dict[str, Block] | None = None
+    facts: list[_Fact] = []
+    read_tools = config.file_read_tools
+    min_chars = config.dedup_min_chars
+    for position in reversed(range(len(content))):
+        block = content[position]
+        if not isinstance(block, Mapping) or block.get("type") != "tool_result":
+            continue
+        output = block.get("content")
+        if not has_output(output):
+            continue
+        if calls is None:
+            calls = tool_calls(previous)
+        call = calls.get(str(block.get("tool_use_id")))
+        name = str(call.get("name", "")) if call is not None else ""
+        current = read_range(call) if call is not None and name in read_tools else None
+        key = _content_key(output) if len(result_text(output)) >= min_chars else None
+        facts.append((position, name, current, bool(block.get("is_error")), key))
+    return tuple(facts)
+
+
 class Deduper:
     """Backward-streaming dedup state: call :meth:`visit` on messages from the last one towards the first.
+
+    ``memo`` (optional) keeps each message's dedup facts between calls, by index (see :data:`DedupMemo`); the
+    results are the same with or without it.
 
     Example::
 
@@ -120,53 +159,60 @@ class Deduper:
             out = deduper.visit(messages[i], messages[i - 1] if i else None, replace=i < stop)
     """
 
-    __slots__ = ("_config", "_reads", "_seen")
+    __slots__ = ("_config", "_memo", "_read_tools", "_reads", "_seen")
 
-    def __init__(self, *, config: LoreConfig) -> None:
+    def __init__(self, *, config: LoreConfig, memo: DedupMemo | None = None) -> None:
         self._config = config
+        self._memo = memo
+        self._read_tools = tuple(config.file_read_tools)
         self._seen: set[tuple[str, str]] = set()  # (tool, content hash) of large outputs met later
         self._reads: dict[str, list[ReadRange]] = {}  # successful later reads, none covering another
 
-    def visit(self, message: Message, previous: Message | None, *, replace: bool) -> Message:
+    def visit(
+        self, message: Message, previous: Message | None, *, replace: bool, index: int | None = None
+    ) -> Message:
         """Record ``message``'s outputs; with ``replace``, return it with the superseded ones replaced.
 
         ``previous`` is the message before it (the assistant whose ``tool_use`` blocks name the tools). The
-        message itself is returned when nothing changed.
+        message itself is returned when nothing changed. ``index`` (the message's position) lets the memo
+        keep its facts.
         """
-        content = message.get("content")
-        if message.get("role") != "user" or not isinstance(content, list | tuple):
+        memo = self._memo
+        if memo is not None and index is not None:
+            entry = memo.get(index)
+            config = self._config
+            if (
+                entry is not None
+                and entry[0] is message
+                and entry[1] is previous
+                and entry[3] == config.dedup_min_chars
+                and entry[2] == self._read_tools
+            ):
+                facts = entry[4]
+            else:
+                facts = _facts(message, previous, config)
+                memo[index] = (message, previous, self._read_tools, config.dedup_min_chars, facts)
+        else:
+            facts = _facts(message, previous, self._config)
+        if not facts:
             return message
-        calls: dict[str, Block] | None = None
         replacements: dict[int, Block] = {}
-        for position in reversed(range(len(content))):
-            block = content[position]
-            if not isinstance(block, Mapping) or block.get("type") != "tool_result":
-                continue
-            if not has_output(block.get("content")):
-                continue
-            if calls is None:
-                calls = tool_calls(previous)
-            note = self._note(block, calls.get(str(block.get("tool_use_id"))))
+        for position, name, current, is_error, key in facts:
+            note = self._note_from(name, current, is_error, key)
             if note is not None and replace:
-                replacements[position] = with_content(block, note)
+                replacements[position] = with_content(message["content"][position], note)
         return replace_blocks(message, replacements)
 
-    def _note(self, block: Block, call: Block | None) -> str | None:
-        name = str(call.get("name", "")) if call is not None else ""
+    def _note_from(self, name: str, current: ReadRange | None, is_error: bool, key: str | None) -> str | None:
         note: str | None = None
-        if call is not None and name in self._config.file_read_tools:
-            current = read_range(call)
-            if current is not None:
-                later = self._reads.setdefault(current.path, [])
-                if any(read.covers(current) for read in later):
-                    note = f"[earlier read of {current.label()}: superseded by a later read]"
-                elif not block.get("is_error"):
-                    later.append(current)
-        output = block.get("content")
-        if len(result_text(output)) >= self._config.dedup_min_chars:
-            key = _content_key(output)
-            if key is not None:
-                if note is None and (name, key) in self._seen:
-                    note = f"[duplicate output: same as a later {name or 'tool'} result]"
-                self._seen.add((name, key))
+        if current is not None:
+            later = self._reads.setdefault(current.path, [])
+            if any(read.covers(current) for read in later):
+                note = f"[earlier read of {current.label()}: superseded by a later read]"
+            elif not is_error:
+                later.append(current)
+        if key is not None:
+            if note is None and (name, key) in self._seen:
+                note = f"[duplicate output: same as a later {name or 'tool'} result]"
+            self._seen.add((name, key))
         return note

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from lore_core.context.dedup import DedupMemo
 from lore_core.errors import ConfigError
 from lore_core.messages import Message, message_id
 from lore_core.tokens import TokenCounter, count_tokens, estimate_message
@@ -34,6 +35,7 @@ class History:
     ids: Sequence[str]
     tokens: Sequence[int]
     total_tokens: int | None = None
+    memo: DedupMemo | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not len(self.messages) == len(self.ids) == len(self.tokens):

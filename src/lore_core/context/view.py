@@ -47,7 +47,7 @@ class TailView:
         self.turn_start = turn_start
         self.config = config
         self._counter = counter
-        self._deduper = Deduper(config=config)
+        self._deduper = Deduper(config=config, memo=history.memo)
         self._low = len(self.messages)  # every index >= _low went through the dedup stream
         self._changed: dict[int, tuple[Message, int]] = {}  # deduped messages that differ, with estimates
         self._stripped: dict[int, tuple[Message, int]] = {}
@@ -63,7 +63,7 @@ class TailView:
             i = self._low
             original = messages[i]
             visited = self._deduper.visit(
-                original, messages[i - 1] if i > 0 else None, replace=i < self.turn_start
+                original, messages[i - 1] if i > 0 else None, replace=i < self.turn_start, index=i
             )
             if visited is not original:
                 self._changed[i] = (visited, estimate_message(visited, counter=self._counter))
