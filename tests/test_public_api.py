@@ -10,6 +10,7 @@ import pytest
 PACKAGES = [
     "lore_batch",
     "lore_batch.auth",
+    "lore_batch.client",
     "lore_batch.emulator",
     "lore_batch.errors",
     "lore_batch.limits",

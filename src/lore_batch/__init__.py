@@ -1,7 +1,8 @@
 """lore-memory's batching: pool non-urgent LLM calls into the Anthropic Message Batches API.
 
-What exists today: the synchronous :class:`AnthropicLLMClient` (one retry layer, a background circuit breaker
-and concurrency cap), credentials with masked reprs and the per-session :class:`CredentialRegistry`, the
+What exists today: :class:`BatchLLMClient` (memory mode: queue, flush, create, poll, results, fallback, bounded
+close), the synchronous :class:`AnthropicLLMClient` (one retry layer, a background circuit breaker and
+concurrency cap), credentials with masked reprs and the per-session :class:`CredentialRegistry`, the
 ``BatchError`` branch of the error tree, the pricing catalog (:mod:`lore_batch.pricing`) and the Anthropic API
 emulator (:mod:`lore_batch.emulator`).
 """
@@ -14,6 +15,7 @@ from lore_batch.auth import (
     fingerprint,
     resolve_auth,
 )
+from lore_batch.client import BatchClientStats, BatchLLMClient
 from lore_batch.errors import (
     BatchAbandoned,
     BatchError,
@@ -31,8 +33,10 @@ __all__ = [
     "AnthropicLLMClient",
     "AuthCredential",
     "BatchAbandoned",
+    "BatchClientStats",
     "BatchError",
     "BatchItemErrored",
+    "BatchLLMClient",
     "CircuitBreaker",
     "ClientClosed",
     "CredentialRegistry",

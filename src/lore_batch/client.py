@@ -1,0 +1,323 @@
+"""``BatchLLMClient``: the :class:`~lore_core.llm.LLMClient` that pools non-urgent calls into batches.
+
+Callers do not change: workers call ``prompt`` as before, and an answer from a batch is the same
+:class:`~lore_core.llm.LLMResponse` a sync call gives, with ``route="batch"`` (BATCH.md 3.1).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+from types import TracebackType
+from typing import Final
+
+import anthropic
+
+from lore_batch.auth import AuthCredential, CredentialResolver
+from lore_batch.clock import Clock, SystemClock
+from lore_batch.costlog import CostLog, MemoryCostLog
+from lore_batch.engine import Engine, EngineSettings
+from lore_batch.engine.channels import client_credential
+from lore_batch.engine.items import PromptCall
+from lore_batch.engine.ledger import BACKGROUND_TAG, PROVIDER
+from lore_batch.engine.poller import FIRST_POLL_GAP
+from lore_batch.errors import NoCredentials
+from lore_batch.limits import CircuitBreaker
+from lore_batch.sync_client import resolve_model
+from lore_core.errors import ConfigError
+from lore_core.llm import LLMClient, LLMResponse
+from lore_core.settings import Settings
+
+__all__ = ["BatchClientStats", "BatchLLMClient"]
+
+_DEFAULT_MODEL: Final = "claude-sonnet-4-6"
+_DEFAULT_MAX_TOKENS: Final = 8192
+# give_up_after bounds: at least a minute, at most the 24 h a batch may run.
+_GIVE_UP_RANGE: Final = (60.0, 86_400.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchClientStats:
+    """A snapshot of a :class:`BatchLLMClient`.
+
+    ``queued``, ``inflight_batches`` and ``inflight_requests`` are now; the ``total_*`` fields count since
+    construction. Every finished call counts in exactly one of ``total_batched``, ``total_direct``,
+    ``total_fallback`` or ``total_failed`` (a call whose caller was cancelled counts in none).
+    ``total_resubmitted`` counts resubmissions, ``batches_submitted`` creates. Costs come from the request
+    log: ``batch_cost_usd`` is what batch answers cost, ``batch_savings_usd`` what they saved over sync.
+    """
+
+    queued: int
+    inflight_batches: int
+    inflight_requests: int
+    total_queued: int
+    total_batched: int
+    total_direct: int
+    total_fallback: int
+    total_resubmitted: int
+    total_failed: int
+    batches_submitted: int
+    batch_cost_usd: Decimal
+    batch_savings_usd: Decimal
+
+
+class BatchLLMClient:
+    """An ``LLMClient`` that sends non-urgent calls through the Anthropic Message Batches API (memory mode).
+
+    ``inner`` is the synchronous client (normally :class:`~lore_batch.AnthropicLLMClient`): urgent calls go
+    straight to it, and it answers every fallback. ``client`` is the ``AsyncAnthropic`` for batch endpoints;
+    with ``registry`` each call uses its session's credential (``registry.resolve_auth(session_id)``),
+    without one every call uses ``client``'s own. ``disabled=None`` reads ``LORE_BATCH_DISABLED`` once (only
+    ``"1"`` disables). ``flush_interval`` is the window, ``max_queue_size`` the flush-now size,
+    ``poll_interval`` the poll cap, ``give_up_after`` (60-86,400 s) how long an item may wait before it is
+    answered synchronously. ``clock`` and ``rng`` drive every wait and the poll jitter; ``cost_log`` receives
+    one row per call (default: an in-memory ring).
+
+    ``prompt`` routes by the first matching row: closing or closed, batching disabled, ``urgent=True``, or a
+    provider without a batch implementation → inner; no credential → :class:`~lore_batch.NoCredentials`;
+    credential or session on the disable list, or an item over the byte cap → fallback at once; otherwise
+    queue and await. Raises :class:`~lore_core.errors.ConfigError` for invalid settings, and for ``store``
+    (durable mode is not available yet).
+
+    Example::
+
+        inner = AnthropicLLMClient(anthropic.AsyncAnthropic())
+        async with BatchLLMClient(inner, anthropic.AsyncAnthropic()) as llm:
+            reply = await llm.prompt(system, user, worker="distill", session_id="s1")   # batched
+            reply.route  # "batch"
+    """
+
+    background_slots: int | None = None
+    """The engine must not cap pooled calls: awaiting a batch holds no slot."""
+
+    def __init__(
+        self,
+        inner: LLMClient,
+        client: anthropic.AsyncAnthropic,
+        *,
+        registry: CredentialResolver | None = None,
+        store: object | None = None,
+        flush_interval: float = 30.0,
+        max_queue_size: int = 50,
+        poll_interval: float = 60.0,
+        disabled: bool | None = None,
+        give_up_after: float = 3600.0,
+        clock: Clock | None = None,
+        cost_log: CostLog | None = None,
+        shutdown_grace: float = 10.0,
+        batch_rpm: float = 50,
+        jitter: float = 0.1,
+        rng: random.Random | None = None,
+    ) -> None:
+        if store is not None:
+            raise ConfigError("durable mode is not available yet")
+        _validate(
+            flush_interval, max_queue_size, poll_interval, give_up_after, shutdown_grace, batch_rpm, jitter
+        )
+        self.inner = inner
+        self.disabled = Settings.from_env().batch_disabled if disabled is None else disabled
+        self.clock: Clock = clock or SystemClock()
+        self.cost_log: CostLog = cost_log if cost_log is not None else MemoryCostLog()
+        self._registry = registry
+        self._own = client_credential(client) if registry is None else None
+        inner_model = getattr(inner, "default_model", None)
+        inner_tokens = getattr(inner, "max_tokens", None)
+        self.default_model = inner_model if isinstance(inner_model, str) else _DEFAULT_MODEL
+        self.max_tokens = inner_tokens if isinstance(inner_tokens, int) else _DEFAULT_MAX_TOKENS
+        inner_breaker = getattr(inner, "breaker", None)
+        breaker = (
+            inner_breaker if isinstance(inner_breaker, CircuitBreaker) else CircuitBreaker(clock=self.clock)
+        )
+        settings = EngineSettings(
+            window=flush_interval,
+            flush_now=max_queue_size,
+            poll_cap=poll_interval,
+            give_up_after=give_up_after,
+            batch_rpm=batch_rpm,
+            jitter=jitter,
+            shutdown_grace=shutdown_grace,
+        )
+        self._engine = Engine(
+            inner,
+            client,
+            settings=settings,
+            clock=self.clock,
+            rng=rng or random.Random(),
+            own_credential=self._own,
+            cost_log=self.cost_log,
+            breaker=breaker,
+        )
+        self._direct_ok = 0
+        self._direct_failed = 0
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The background breaker fallbacks wait on (``inner``'s when it has one)."""
+        return self._engine.fallbacks.breaker
+
+    async def prompt(
+        self,
+        system: str,
+        user: str,
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = 0,
+        urgent: bool = False,
+        session_id: str | None = None,
+        worker: str | None = None,
+    ) -> LLMResponse:
+        """Answer one prompt: synchronously if urgent (or batching is off), else through a batch.
+
+        Raises :class:`~lore_batch.NoCredentials` when no credential resolves for ``session_id`` (nothing is
+        sent), :class:`~lore_batch.BatchItemErrored` for an errored batch result that a retry cannot fix,
+        :class:`~lore_batch.BatchAbandoned` when a close gives up on the call, :class:`~lore_batch.BatchError`
+        from another event loop, and whatever ``inner`` raises for calls it answers (a fallback's error has
+        the batch-side failure chained as its cause).
+        """
+        engine = self._engine
+        engine.check_loop()
+        call = PromptCall(
+            system=system,
+            user=user,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            session_id=session_id,
+            worker=worker,
+        )
+        if engine.closing or self.disabled or urgent or _provider(model) != PROVIDER:
+            return await self._direct(call, urgent=urgent)
+        try:
+            model_id = resolve_model(model, self.default_model)
+            credential = self._credential(session_id)
+        except Exception:
+            self._direct_failed += 1
+            raise
+        item = engine.new_item(
+            call,
+            credential=credential,
+            model=model_id,
+            max_tokens=self.max_tokens if max_tokens is None else max_tokens,
+        )
+        if engine.disabled.blocks(credential, session_id=session_id) or item.size > engine.settings.max_bytes:
+            engine.fallback_now(item)
+        else:
+            engine.enqueue(item)
+        return await engine.wait(item)
+
+    async def flush(self) -> None:
+        """Submit everything queued now, and wait for those creates (not for their results)."""
+        await self._engine.flush()
+
+    async def aclose(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - on the injected clock
+        """Close: later calls go to inner; queued items drain through fallback; in-flight batches get
+        ``shutdown_grace`` seconds, then are cancelled upstream and their callers get
+        :class:`~lore_batch.BatchAbandoned`. ``timeout`` bounds it all (on the client's clock)."""
+        await self._engine.aclose(timeout)
+
+    async def __aenter__(self) -> BatchLLMClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def stats(self) -> BatchClientStats:
+        """Counters and costs now (see :class:`BatchClientStats`)."""
+        engine = self._engine
+        counters = engine.counters
+        batches = list(engine.poller.batches.values())
+        return BatchClientStats(
+            queued=len(engine.flusher.queue),
+            inflight_batches=len(batches),
+            inflight_requests=sum(len(batch.waiting()) for batch in batches),
+            total_queued=counters.total_queued,
+            total_batched=counters.batched,
+            total_direct=self._direct_ok,
+            total_fallback=counters.fallback,
+            total_resubmitted=counters.resubmitted,
+            total_failed=counters.failed + self._direct_failed,
+            batches_submitted=counters.batches_submitted,
+            batch_cost_usd=engine.ledger.batch_cost,
+            batch_savings_usd=self.cost_log.totals().batch_savings_usd,
+        )
+
+    def _credential(self, session_id: str | None) -> AuthCredential:
+        credential = self._registry.resolve_auth(session_id) if self._registry is not None else self._own
+        if credential is None:
+            raise NoCredentials(session_id)
+        return credential
+
+    async def _direct(self, call: PromptCall, *, urgent: bool) -> LLMResponse:
+        started = self.clock.monotonic()
+        try:
+            response = await self.inner.prompt(
+                call.system,
+                call.user,
+                model=call.model,
+                max_tokens=call.max_tokens,
+                temperature=call.temperature,
+                urgent=urgent,
+                session_id=call.session_id,
+                worker=call.worker,
+            )
+        except Exception:
+            self._direct_failed += 1
+            raise
+        self._direct_ok += 1
+        resolved = self._registry.resolve_auth(call.session_id) if self._registry is not None else self._own
+        await self._engine.ledger.record(
+            route="sync",
+            status="ok",
+            model=response.model,
+            usage=response.usage,
+            tag=None if urgent else BACKGROUND_TAG,
+            worker=call.worker,
+            session_id=call.session_id,
+            credential_fp=resolved.fingerprint if resolved is not None else None,
+            latency_ms=int((self.clock.monotonic() - started) * 1000),
+        )
+        return response
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchLLMClient(disabled={self.disabled}, registry={'yes' if self._registry is not None else 'no'}, "
+            f"engine={self._engine!r})"
+        )
+
+
+def _provider(model: str | None) -> str:
+    if model and "/" in model:
+        return model.partition("/")[0].lower()
+    return PROVIDER
+
+
+def _validate(
+    flush_interval: float,
+    max_queue_size: int,
+    poll_interval: float,
+    give_up_after: float,
+    shutdown_grace: float,
+    batch_rpm: float,
+    jitter: float,
+) -> None:
+    if flush_interval <= 0:
+        raise ConfigError("flush_interval must be positive")
+    if max_queue_size < 1:
+        raise ConfigError("max_queue_size must be at least 1")
+    if poll_interval < FIRST_POLL_GAP:
+        raise ConfigError(f"poll_interval must be at least {FIRST_POLL_GAP:g} seconds")
+    if not _GIVE_UP_RANGE[0] <= give_up_after <= _GIVE_UP_RANGE[1]:
+        raise ConfigError("give_up_after must be between 60 and 86,400 seconds")
+    if shutdown_grace < 0:
+        raise ConfigError("shutdown_grace must not be negative")
+    if batch_rpm <= 0:
+        raise ConfigError("batch_rpm must be positive")
+    if not 0 <= jitter < 1:
+        raise ConfigError("jitter must be in [0, 1)")
