@@ -99,10 +99,12 @@ class LoreSession:
         self._snapshot_key: str | None = None
         self._snapshot_version = -1
         self._write: asyncio.Task[None] | None = None
+        self._window_shrink = 0
         self._prefix: PrefixCache | None = None
         self._idle_checked = False
         self._undistilled_tokens = 0
-        self._system_key: tuple[int, int, int] | None = None
+        # The objects the system/tools estimates were computed from, kept alive so identity is meaningful.
+        self._system_key: tuple[object, object, object] | None = None
         self._system_estimates = (0, 0)
 
     def __repr__(self) -> str:
@@ -235,6 +237,10 @@ class LoreSession:
         )
         if assembly.prefix_cache is not None:
             self._prefix = assembly.prefix_cache
+        # What the window's messages lost to stripping and cuts: a later passthrough sends them whole, and the
+        # usage-calibrated estimate only knows the sizes that were sent (layer 4 is not sticky).
+        full_window = history.tokens_between(min(assembly.window_start, len(history)), len(history))
+        self._window_shrink = max(0, full_window - assembly.raw_tokens) if assembly.layer >= 1 else 0
         if assembly.raw_pin != state.raw_pin:
             state.raw_pin = assembly.raw_pin
             state.dirty = True
@@ -330,10 +336,12 @@ class LoreSession:
                 state.last_known_input
                 + new
                 + evicted
+                + self._window_shrink
                 + (system_est - base.system_estimate)
                 + (tools_est - base.tools_estimate)
             )
-        return expected_input(
+        shrink = self._window_shrink if state.calibrated else 0  # uncalibrated estimates count full sizes
+        return shrink + expected_input(
             state,
             message_ids=history.ids,
             message_tokens=history.tokens,
@@ -423,12 +431,12 @@ class LoreSession:
         system_blocks: list[dict[str, Any]],
         tools: Sequence[Mapping[str, Any]] | None,
     ) -> tuple[int, int]:
-        """est(system blocks) and est(tools), memoised while the caller passes the same objects."""
-        knowledge = (
-            self._lore.config.knowledge_enabled and self.state is not None and self.state.knowledge_pin
-        )
-        key = (id(system), id(tools), id(knowledge))
-        if key != self._system_key:
+        """est(system blocks) and est(tools), memoised while the caller passes the same objects (held here, so
+        a new object can never reuse a freed one's identity)."""
+        knowledge = self.state.knowledge_pin if self.state is not None else None
+        key = (system, tools, knowledge)
+        previous = self._system_key
+        if previous is None or any(a is not b for a, b in zip(previous, key, strict=True)):
             counter = self._lore.counter
             self._system_estimates = (
                 estimate_system(system_blocks, counter=counter),
