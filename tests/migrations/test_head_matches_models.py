@@ -6,11 +6,19 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from lore_core.store import VERSION_TABLE, create_engine, current_revision, downgrade, head_revision, upgrade
-from lore_core.store.migrate import target_metadata
+from lore_core.store.migrate import alembic_config, target_metadata
+
+# The chain, oldest first, with the tables each revision adds.
+REVISIONS = {
+    "0001": {"sessions", "session_state", "messages", "distillations", "knowledge", "kv"},
+    "0002": {"worker_runs"},
+    "0003": {"lore_batch_request_log"},
+}
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -55,4 +63,35 @@ def test_models_declare_the_engine_tables() -> None:
         "knowledge",
         "kv",
         "worker_runs",
+        "lore_batch_request_log",
     }
+
+
+def test_the_chain_is_linear_and_known() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    chain = [rev.revision for rev in reversed(list(script.walk_revisions()))]
+    assert chain == list(REVISIONS)
+    assert head_revision() == chain[-1]
+
+
+async def test_each_revision_steps_up_and_down_one_at_a_time(store_url: str) -> None:
+    engine = create_engine(store_url)
+    try:
+        expected = {VERSION_TABLE}
+        for revision, added in REVISIONS.items():
+            await upgrade(engine, revision)
+            expected |= added
+            assert await current_revision(engine) == revision
+            async with engine.connect() as connection:
+                assert await connection.run_sync(_tables) == expected
+        chain = list(REVISIONS)
+        for index in range(len(chain) - 1, -1, -1):
+            target = chain[index - 1] if index else "base"
+            await downgrade(engine, target)
+            expected -= REVISIONS[chain[index]]
+            assert await current_revision(engine) == (None if target == "base" else target)
+            async with engine.connect() as connection:
+                assert await connection.run_sync(_tables) == expected
+        assert await current_revision(engine) is None
+    finally:
+        await engine.dispose()

@@ -1,4 +1,5 @@
-"""The engine's tables (ENGINE.md section 2) as SQLAlchemy 2 typed declarative models.
+"""The engine's tables (ENGINE.md section 2) and ``lore_batch``'s (BATCH.md 6.1) as SQLAlchemy 2 typed
+declarative models.
 
 The schema itself lives in Alembic (``migrations/versions``); these models describe it for queries, and a test
 checks that ``upgrade head`` on an empty database matches them exactly. Rows of these classes never leave the
@@ -8,6 +9,7 @@ store package: :mod:`lore_core.store.rows` turns them into records.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     Boolean,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     PrimaryKeyConstraint,
     String,
     Text,
@@ -34,6 +37,7 @@ __all__ = [
     "Knowledge",
     "Kv",
     "Message",
+    "RequestLog",
     "Session",
     "SessionState",
     "WorkerRun",
@@ -219,3 +223,42 @@ class WorkerRun(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RequestLog(Base):
+    """``lore_batch_request_log`` (BATCH.md section 8): one row per call that reached a provider.
+
+    ``session_id`` has no foreign key: batch traffic may come from callers without engine sessions. Costs are
+    USD, ``NULL`` when the model is unpriced; rows carry ids, counts and prices, never prompt text or secrets.
+    """
+
+    __tablename__ = "lore_batch_request_log"
+    __table_args__ = (
+        CheckConstraint("route IN ('sync', 'batch', 'fallback', 'batch_superseded')", name="route"),
+        CheckConstraint("status IN ('ok', 'errored', 'expired', 'canceled', 'error')", name="status"),
+        Index(None, "ts"),
+        Index(None, "tag", "ts"),
+        Index(None, "route", "ts"),
+    )
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    provider: Mapped[str] = mapped_column(String)
+    model: Mapped[str] = mapped_column(String)
+    tag: Mapped[str | None] = mapped_column(String)
+    worker: Mapped[str | None] = mapped_column(String)
+    session_id: Mapped[str | None] = mapped_column(String)
+    credential_fp: Mapped[str | None] = mapped_column(String(16))
+    route: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    input_tokens: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    output_tokens: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    cache_write_5m_tokens: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    cache_write_1h_tokens: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(18, 9))
+    sync_cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(18, 9))
+    price_effective_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    batch_id: Mapped[str | None] = mapped_column(String)
+    custom_id: Mapped[str | None] = mapped_column(String)
