@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,9 +18,9 @@ from lore_core.llm import LLMClient, LLMResponse
 from lore_core.store import SqlSessionStore
 from lore_core.workers import WorkerContext, WorkerScheduler
 
-SHARED_SESSION = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "session-cli-sentry-issue.json"
-)
+# The shared real session lives beside the project (../shared/data); LORE_SHARED_DATA may point elsewhere.
+SHARED_DATA = Path(os.environ.get("LORE_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
+SHARED_SESSION = SHARED_DATA / "session-cli-sentry-issue.json"
 START = datetime(2026, 2, 25, 22, 0, tzinfo=UTC)
 
 
