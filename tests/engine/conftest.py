@@ -19,7 +19,9 @@ from lore_core.store import SqlSessionStore
 from lore_core.workers import WorkerContext, WorkerScheduler
 
 # The shared real session lives beside the project (../shared/data); LORE_SHARED_DATA may point elsewhere.
-SHARED_DATA = Path(os.environ.get("LORE_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
+SHARED_DATA = Path(
+    os.environ.get("LORE_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data"
+)
 SHARED_SESSION = SHARED_DATA / "session-cli-sentry-issue.json"
 START = datetime(2026, 2, 25, 22, 0, tzinfo=UTC)
 
