@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Literal, Protocol, cast, runtime_checkable
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from sqlalchemy import BigInteger, ColumnElement, func, insert, select
 from sqlalchemy import cast as sql_cast
@@ -134,8 +134,9 @@ def _nano(column: ColumnElement[Decimal | None]) -> ColumnElement[int]:
     return sql_cast(func.round(column * _NANO), BigInteger)
 
 
-def _usd(nano: object) -> Decimal:
-    return Decimal(int(cast(int, nano or 0))).scaleb(-9)
+def _usd(nano: int | Decimal | None) -> Decimal:
+    """A nano-dollar sum (``int`` on SQLite, ``Decimal`` on PostgreSQL, ``None`` over no rows) in USD."""
+    return Decimal(int(nano or 0)).scaleb(-9)
 
 
 # The entry's fields are the table's columns, one for one (a test holds them equal).
