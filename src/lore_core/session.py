@@ -329,19 +329,25 @@ class LoreSession:
         config, history = self._lore.config, self._history
         count = len(history)
         base = delta_baseline(state)
+        # A calibrated estimate is never below the plain estimate of a full passthrough plus the session's
+        # overhead: usage only ever adds to our estimate. This floor also covers what an earlier window lost
+        # to stripping when that is not known (after a restart).
+        floor = history.cumulative[-1] + system_est + tools_est + state.overhead(config)
         if state.calibrated and not rewrite and base.input_count <= count:
             new = history.tokens_between(base.input_count, count)
             evicted = history.tokens_between(0, min(base.window_start, base.input_count))
-            return (
+            return max(
+                floor,
                 state.last_known_input
                 + new
                 + evicted
                 + self._window_shrink
                 + (system_est - base.system_estimate)
-                + (tools_est - base.tools_estimate)
+                + (tools_est - base.tools_estimate),
             )
-        shrink = self._window_shrink if state.calibrated else 0  # uncalibrated estimates count full sizes
-        return shrink + expected_input(
+        # The general formula (after a rewrite, or when the history shrank); uncalibrated, it already counts
+        # every message at full size.
+        estimate = expected_input(
             state,
             message_ids=history.ids,
             message_tokens=history.tokens,
@@ -349,6 +355,7 @@ class LoreSession:
             tools_estimate=tools_est,
             config=config,
         )
+        return max(floor, self._window_shrink + estimate) if state.calibrated else estimate
 
     def _after_store(self, state: SessionState, new_tokens: int, new_human: int) -> None:
         """The incremental and in-flight curation triggers, from in-memory counters (no store reads)."""
