@@ -87,8 +87,11 @@ async def counting_executor() -> AsyncIterator[CountingExecutor]:
     _executors.remove(executor)
 
 
-async def settle(rounds: int = 40) -> None:
-    """Let every ready task run until it blocks, including work handed to the executor's threads."""
+async def settle(rounds: int = 400) -> None:
+    """Let every ready task run until it blocks, including work handed to the executor's threads.
+
+    400 rounds: 40 were seen too few on a loaded 2-core CI machine (a rescue sleeper registered after the
+    clock had already jumped to the next poll)."""
     while True:
         for _ in range(rounds):
             await asyncio.sleep(0)
