@@ -22,7 +22,7 @@ from lore_batch.engine.channels import client_credential
 from lore_batch.engine.items import PromptCall
 from lore_batch.engine.ledger import BACKGROUND_TAG, PROVIDER
 from lore_batch.engine.poller import FIRST_POLL_GAP
-from lore_batch.errors import NoCredentials
+from lore_batch.errors import NoCredentials, UnsupportedProvider
 from lore_batch.limits import CircuitBreaker
 from lore_batch.sync_client import resolve_model
 from lore_core.errors import ConfigError
@@ -71,8 +71,10 @@ class BatchLLMClient:
     without one every call uses ``client``'s own. ``disabled=None`` reads ``LORE_BATCH_DISABLED`` once (only
     ``"1"`` disables). ``flush_interval`` is the window, ``max_queue_size`` the flush-now size,
     ``poll_interval`` the poll cap, ``give_up_after`` (60-86,400 s) how long an item may wait before it is
-    answered synchronously. ``clock`` and ``rng`` drive every wait and the poll jitter; ``cost_log`` receives
-    one row per call (default: an in-memory ring).
+    answered synchronously, ``batch_rpm`` the per-credential budget of batch-endpoint calls per minute, and
+    ``max_inflight_requests`` how many of one credential's requests may sit in unfinished batches (the
+    provider's processing-queue limit; more wait in the queue). ``clock`` and ``rng`` drive every wait and
+    the poll jitter; ``cost_log`` receives one row per call (default: an in-memory ring).
 
     ``prompt`` routes by the first matching row: closing or closed, batching disabled, ``urgent=True``, or a
     provider without a batch implementation → inner; no credential → :class:`~lore_batch.NoCredentials`;
@@ -107,14 +109,23 @@ class BatchLLMClient:
         cost_log: CostLog | None = None,
         shutdown_grace: float = 10.0,
         batch_rpm: float = 50,
+        max_inflight_requests: int = 100_000,
         jitter: float = 0.1,
         rng: random.Random | None = None,
     ) -> None:
         if store is not None:
             raise ConfigError("durable mode is not available yet")
-        _validate(
-            flush_interval, max_queue_size, poll_interval, give_up_after, shutdown_grace, batch_rpm, jitter
+        settings = EngineSettings(
+            window=flush_interval,
+            flush_now=max_queue_size,
+            poll_cap=poll_interval,
+            give_up_after=give_up_after,
+            batch_rpm=batch_rpm,
+            jitter=jitter,
+            shutdown_grace=shutdown_grace,
+            max_inflight_requests=max_inflight_requests,
         )
+        _validate(settings)
         self.inner = inner
         self.disabled = Settings.from_env().batch_disabled if disabled is None else disabled
         self.clock: Clock = clock or SystemClock()
@@ -128,15 +139,6 @@ class BatchLLMClient:
         inner_breaker = getattr(inner, "breaker", None)
         breaker = (
             inner_breaker if isinstance(inner_breaker, CircuitBreaker) else CircuitBreaker(clock=self.clock)
-        )
-        settings = EngineSettings(
-            window=flush_interval,
-            flush_now=max_queue_size,
-            poll_cap=poll_interval,
-            give_up_after=give_up_after,
-            batch_rpm=batch_rpm,
-            jitter=jitter,
-            shutdown_grace=shutdown_grace,
         )
         self._engine = Engine(
             inner,
@@ -267,23 +269,32 @@ class BatchLLMClient:
                 session_id=call.session_id,
                 worker=call.worker,
             )
-        except Exception:
+        except Exception as exc:
             self._direct_failed += 1
+            if _provider(call.model) == PROVIDER and not isinstance(exc, UnsupportedProvider | NoCredentials):
+                # The call may have reached the provider: a row with status "error" (cost 0) keeps it visible.
+                await self._log_direct(call, urgent=urgent, started=started, response=None)
             raise
         self._direct_ok += 1
+        await self._log_direct(call, urgent=urgent, started=started, response=response)
+        return response
+
+    async def _log_direct(
+        self, call: PromptCall, *, urgent: bool, started: float, response: LLMResponse | None
+    ) -> None:
         resolved = self._registry.resolve_auth(call.session_id) if self._registry is not None else self._own
+        model = response.model if response is not None else resolve_model(call.model, self.default_model)
         await self._engine.ledger.record(
             route="sync",
-            status="ok",
-            model=response.model,
-            usage=response.usage,
+            status="ok" if response is not None else "error",
+            model=model,
+            usage=response.usage if response is not None else None,
             tag=None if urgent else BACKGROUND_TAG,
             worker=call.worker,
             session_id=call.session_id,
             credential_fp=resolved.fingerprint if resolved is not None else None,
             latency_ms=int((self.clock.monotonic() - started) * 1000),
         )
-        return response
 
     def __repr__(self) -> str:
         return (
@@ -298,26 +309,21 @@ def _provider(model: str | None) -> str:
     return PROVIDER
 
 
-def _validate(
-    flush_interval: float,
-    max_queue_size: int,
-    poll_interval: float,
-    give_up_after: float,
-    shutdown_grace: float,
-    batch_rpm: float,
-    jitter: float,
-) -> None:
-    if flush_interval <= 0:
+def _validate(settings: EngineSettings) -> None:
+    """Raise :class:`ConfigError` for settings out of range (named by their ``BatchLLMClient`` argument)."""
+    if settings.window <= 0:
         raise ConfigError("flush_interval must be positive")
-    if max_queue_size < 1:
+    if settings.flush_now < 1:
         raise ConfigError("max_queue_size must be at least 1")
-    if poll_interval < FIRST_POLL_GAP:
+    if settings.poll_cap < FIRST_POLL_GAP:
         raise ConfigError(f"poll_interval must be at least {FIRST_POLL_GAP:g} seconds")
-    if not _GIVE_UP_RANGE[0] <= give_up_after <= _GIVE_UP_RANGE[1]:
+    if not _GIVE_UP_RANGE[0] <= settings.give_up_after <= _GIVE_UP_RANGE[1]:
         raise ConfigError("give_up_after must be between 60 and 86,400 seconds")
-    if shutdown_grace < 0:
+    if settings.shutdown_grace < 0:
         raise ConfigError("shutdown_grace must not be negative")
-    if batch_rpm <= 0:
+    if settings.batch_rpm <= 0:
         raise ConfigError("batch_rpm must be positive")
-    if not 0 <= jitter < 1:
+    if not 0 <= settings.jitter < 1:
         raise ConfigError("jitter must be in [0, 1)")
+    if settings.max_inflight_requests < 1:
+        raise ConfigError("max_inflight_requests must be at least 1")

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 
 from lore_batch import AuthCredential, BatchLLMClient
+from lore_batch.costlog import MemoryCostLog
 from lore_batch.emulator import AnthropicEmulator
+from lore_batch.engine.fallback import RATE_LIMIT_ATTEMPTS
 from lore_core.errors import RateLimitedError
 from lore_core.llm import LLMResponse
 
-from .conftest import API_KEY, Registry, SpyLLM, StepClock, advance, run_until
+from .conftest import API_KEY, Registry, SpyLLM, StepClock, advance, run_until, settle
 
 
 async def test_the_fallback_replays_every_field_non_urgent(
@@ -80,33 +82,69 @@ class RateLimitedOnce:
         return await self.real.prompt(system, user, **kwargs)
 
 
-async def test_a_fallback_429_trips_the_breaker_and_later_fallbacks_wait(
+async def test_a_fallback_429_trips_the_breaker_and_is_sent_again_once_it_closes(
     make_client: Callable[..., BatchLLMClient], spy: SpyLLM, emu: AnthropicEmulator, clock: StepClock
 ) -> None:
     emu.faults.item_outcomes(canceled=1.0)
     llm = make_client(inner=RateLimitedOnce(spy))
-    with pytest.raises(RateLimitedError):
-        await run_until(clock, llm.prompt("", "first"))
-    assert llm.breaker.trips == 1
+    first = asyncio.ensure_future(llm.prompt("", "first"))
+    while not llm.breaker.is_open:
+        await advance(clock, 1.0)
     tripped_at = clock.monotonic()
+    assert llm.breaker.trips == 1
     assert 0 < llm.breaker.remaining() <= 60.0
     # Urgent calls are never held by the breaker.
     assert (await llm.prompt("", "urgent", urgent=True)).route == "sync"
     assert clock.monotonic() == tripped_at
-    reply = await run_until(clock, llm.prompt("", "second"))
+    assert not first.done()
+    reply = await run_until(clock, first)
     assert reply.route == "fallback"
-    assert clock.monotonic() - tripped_at >= 60.0
+    assert clock.monotonic() - tripped_at >= 59.0
+    assert [call["user"] for call in spy.calls] == ["urgent", "first"]
+    stats = llm.stats()
+    assert (stats.total_fallback, stats.total_failed) == (1, 0)
+
+
+async def test_a_fallback_refused_three_times_fails_with_the_rate_limit_and_escalates(
+    make_client: Callable[..., BatchLLMClient], spy: SpyLLM, emu: AnthropicEmulator, clock: StepClock
+) -> None:
+    emu.faults.item_outcomes(canceled=1.0)
+    emu.faults.fail_next("messages", 429, count=RATE_LIMIT_ATTEMPTS, retry_after=1)
+    llm = make_client()
+    start = clock.monotonic()
+    with pytest.raises(RateLimitedError) as caught:
+        await run_until(clock, llm.prompt("", "limited"))
+    assert caught.value.__cause__ is not None  # the batch-side cancel is chained under it
+    assert llm.breaker.trips == RATE_LIMIT_ATTEMPTS
+    assert llm.breaker.remaining() > 60.0
+    assert clock.monotonic() - start >= 60.0 + 120.0  # waited out two escalating trips between sends
+    assert len(spy.calls) == RATE_LIMIT_ATTEMPTS
     assert llm.stats().total_failed == 1
 
 
-async def test_consecutive_fallback_429s_escalate_the_breaker(
-    make_client: Callable[..., BatchLLMClient], emu: AnthropicEmulator, clock: StepClock
+async def test_a_caller_cancelled_during_its_fallback_is_settled_once_and_logged(
+    make_client: Callable[..., BatchLLMClient],
+    spy: SpyLLM,
+    emu: AnthropicEmulator,
+    clock: StepClock,
+    cost_log: MemoryCostLog,
 ) -> None:
     emu.faults.item_outcomes(canceled=1.0)
-    emu.faults.fail_next("messages", 429, count=2, retry_after=1)
+    spy.gate = asyncio.Event()
     llm = make_client()
-    for _ in range(2):
-        with pytest.raises(RateLimitedError):
-            await run_until(clock, llm.prompt("", "limited"))
-    assert llm.breaker.trips == 2
-    assert llm.breaker.remaining() > 60.0
+    task = asyncio.ensure_future(llm.prompt("", "going away"))
+    while spy.active == 0:
+        await advance(clock, 5.0)
+    task.cancel()
+    await settle()
+    assert task.cancelled()
+    spy.gate.set()
+    await settle()
+    # The sync call had already been sent: it is logged (it was paid for) but counted in no total.
+    assert [(row.route, row.status) for row in cost_log.entries if row.route != "batch"] == [
+        ("fallback", "ok")
+    ]
+    stats = llm.stats()
+    assert (stats.total_fallback, stats.total_failed, stats.total_batched) == (0, 0, 0)
+    assert llm._engine.live == {}
+    assert llm._engine.background_errors == []

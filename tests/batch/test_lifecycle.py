@@ -74,6 +74,25 @@ async def test_close_timeout_bounds_everything(
         await task
 
 
+async def test_close_timeout_cancels_unfinished_batches_upstream(
+    make_client: Callable[..., BatchLLMClient], emu: AnthropicEmulator, clock: StepClock
+) -> None:
+    emu.batch_delay = 3000.0
+    llm = make_client(shutdown_grace=600.0)
+    task = asyncio.ensure_future(llm.prompt("", "slow"))
+    await advance(clock, 40.0)
+    (create,) = creates(emu)
+    start = clock.monotonic()
+    await run_until(clock, llm.aclose(timeout=30.0))
+    assert clock.monotonic() - start == 30.0  # the cancel itself answered at once
+    with pytest.raises(BatchAbandoned) as info:
+        await task
+    assert info.value.batch_id == create.batch_id
+    (cancel,) = endpoint(emu, "batch_cancel")
+    assert create.batch_id in cancel.path
+    assert llm.stats().inflight_batches == 0
+
+
 async def test_calls_after_close_go_to_inner(
     make_client: Callable[..., BatchLLMClient], spy: SpyLLM, emu: AnthropicEmulator, clock: StepClock
 ) -> None:

@@ -118,9 +118,14 @@ class DownloadFaults:
     malformed: int = 0
     dropped: int = 0
     truncate: bool = False
+    extra: tuple[str, ...] = ()
 
     def apply(self, lines: list[str], rng: random.Random) -> list[str]:
-        """Drop ``dropped`` lines and cut ``malformed`` others in half (distinct lines, seeded choice)."""
+        """Drop ``dropped`` lines and cut ``malformed`` others in half (distinct lines, seeded choice); the
+        ``extra`` raw lines go in the middle."""
+        if self.extra:
+            middle = len(lines) // 2
+            lines = [*lines[:middle], *self.extra, *lines[middle:]]
         if not (self.malformed or self.dropped) or not lines:
             return lines
         picked = rng.sample(range(len(lines)), min(len(lines), self.malformed + self.dropped))
@@ -137,7 +142,18 @@ class DownloadFaults:
 class FaultPlan:
     """The emulator's fault script. Scripted failures and drops are consumed per call, in order."""
 
-    __slots__ = ("_dropped_lines", "_drops", "_failures", "_malformed", "_rates", "_truncations", "rng")
+    __slots__ = (
+        "_dropped_lines",
+        "_drops",
+        "_early_counts",
+        "_extra_downloads",
+        "_extra_lines",
+        "_failures",
+        "_malformed",
+        "_rates",
+        "_truncations",
+        "rng",
+    )
 
     ENDPOINTS: Final[tuple[Endpoint, ...]] = ENDPOINTS
     """The endpoint names ``fail_next`` and ``drop_connection`` accept."""
@@ -150,6 +166,9 @@ class FaultPlan:
         self._malformed = 0
         self._dropped_lines = 0
         self._truncations = 0
+        self._extra_lines: tuple[str, ...] = ()
+        self._extra_downloads = 0
+        self._early_counts = 0
 
     def fail_next(
         self,
@@ -232,6 +251,39 @@ class FaultPlan:
             raise ConfigError("count must be at least 1")
         self._truncations += count
 
+    def extra_result_lines(self, *lines: str, downloads: int = 1) -> None:
+        """The next ``downloads`` results downloads carry these raw ``lines`` (JSONL text, no newline) in the
+        middle of the real ones: junk, lines for unknown custom_ids, unknown result types.
+
+        Raises:
+            ConfigError: no lines, a line holding a newline, or ``downloads < 1``.
+        """
+        if not lines or any("\n" in line for line in lines):
+            raise ConfigError("extra result lines must be one or more single lines")
+        if downloads < 1:
+            raise ConfigError("downloads must be at least 1")
+        self._extra_lines = tuple(lines)
+        self._extra_downloads = downloads
+
+    def early_counts(self, count: int = 1) -> None:
+        """The next ``count`` retrieves of a batch still ``in_progress`` report ``request_counts`` as if every
+        request had succeeded (``processing`` 0), while ``processing_status`` stays ``in_progress``: a client
+        must read progress from the status alone.
+
+        Raises:
+            ConfigError: ``count < 1``.
+        """
+        if count < 1:
+            raise ConfigError("count must be at least 1")
+        self._early_counts += count
+
+    def take_early_counts(self) -> bool:
+        """Consume one scripted early-counts answer; whether there was one."""
+        if self._early_counts <= 0:
+            return False
+        self._early_counts -= 1
+        return True
+
     def clear(self) -> None:
         """Forget every scripted fault and reset item rates to zero."""
         for queue in self._failures.values():
@@ -240,6 +292,7 @@ class FaultPlan:
             drops.clear()
         self._rates = OutcomeRates()
         self._malformed = self._dropped_lines = self._truncations = 0
+        self._extra_lines, self._extra_downloads, self._early_counts = (), 0, 0
 
     @property
     def outcome_rates(self) -> OutcomeRates:
@@ -259,10 +312,14 @@ class FaultPlan:
     def take_download_faults(self) -> DownloadFaults:
         """Consume the faults of the next results download."""
         faults = DownloadFaults(
-            malformed=self._malformed, dropped=self._dropped_lines, truncate=self._truncations > 0
+            malformed=self._malformed,
+            dropped=self._dropped_lines,
+            truncate=self._truncations > 0,
+            extra=self._extra_lines if self._extra_downloads > 0 else (),
         )
         self._malformed = self._dropped_lines = 0
         self._truncations = max(self._truncations - 1, 0)
+        self._extra_downloads = max(self._extra_downloads - 1, 0)
         return faults
 
     def __repr__(self) -> str:

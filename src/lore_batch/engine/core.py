@@ -48,7 +48,7 @@ from .ledger import BACKGROUND_TAG, PROVIDER, Ledger
 from .poller import InFlightBatch, Poller
 from .results import ResultReader
 from .settings import EngineCounters, EngineSettings
-from .shutdown import NO_BATCH, drain
+from .shutdown import NO_BATCH, cancel_unfinished, drain
 
 __all__ = ["Engine", "EngineCounters", "EngineSettings"]
 
@@ -353,6 +353,7 @@ class Engine:
             logger.warning("close timed out after %.1fs; abandoning what is left", timeout)
             shutdown.cancel()
             await asyncio.wait({shutdown})
+            await cancel_unfinished(self)
         elif not shutdown.cancelled() and shutdown.exception() is not None:
             logger.error("close failed", exc_info=shutdown.exception())
         for item in list(self.live.values()):

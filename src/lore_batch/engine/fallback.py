@@ -4,8 +4,9 @@ A fallback answers synchronously a call meant for a batch. Each runs in its own 
 create or a poll, and replays the stored call exactly through ``inner.prompt(..., urgent=False)``: system,
 user, model, max_tokens, temperature, session_id and worker. Synchronous does not mean urgent. At most
 ``limit`` (2 *default*) run at once per engine. They wait while the shared background
-:class:`~lore_batch.limits.CircuitBreaker` is open and are never dropped; a 429 trips it (escalating). Urgent
-calls never pass through here.
+:class:`~lore_batch.limits.CircuitBreaker` is open and are never dropped: a 429 trips it (escalating) and the
+call is sent again once it closes, up to :data:`RATE_LIMIT_ATTEMPTS` sends in all; only then does the caller
+get the :class:`~lore_core.errors.RateLimitedError`. Urgent calls never pass through here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from lore_batch.limits import CircuitBreaker, ConcurrencyLimit
 from lore_core.errors import RateLimitedError
@@ -24,9 +25,12 @@ from .items import Item
 if TYPE_CHECKING:
     from .core import Engine
 
-__all__ = ["FallbackExecutor"]
+__all__ = ["RATE_LIMIT_ATTEMPTS", "FallbackExecutor"]
 
 logger = logging.getLogger(__name__)
+
+# Sends of one fallback that a 429 may refuse before its caller gets the RateLimitedError.
+RATE_LIMIT_ATTEMPTS: Final = 3
 
 
 class FallbackExecutor:
@@ -65,20 +69,29 @@ class FallbackExecutor:
         engine = self.engine
         async with self.limit.slot():
             self.peak = max(self.peak, self.limit.active)
-            await self.breaker.wait()
-            epoch = self.breaker.epoch
-            if item.future.done():  # the caller left while this waited
-                engine.settle(item, "abandoned")
+            for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
+                await self.breaker.wait()
+                epoch = self.breaker.epoch
+                if item.future.done():  # the caller left while this waited
+                    engine.settle(item, "abandoned")
+                    return
+                try:
+                    response = await self.replay(item)
+                except RateLimitedError as exc:
+                    self.breaker.trip(exc.retry_after, sent_epoch=epoch)
+                    if attempt < RATE_LIMIT_ATTEMPTS:
+                        logger.info(
+                            "fallback of item %s rate limited (send %d): again after the breaker",
+                            item.id,
+                            attempt,
+                        )
+                        continue
+                    await engine.fallback_failed(item, exc)
+                except Exception as exc:  # noqa: BLE001 - the caller gets the fallback's own error
+                    await engine.fallback_failed(item, exc)
+                else:
+                    await engine.fallback_done(item, response)
                 return
-            try:
-                response = await self.replay(item)
-            except RateLimitedError as exc:
-                self.breaker.trip(exc.retry_after, sent_epoch=epoch)
-                await engine.fallback_failed(item, exc)
-            except Exception as exc:  # noqa: BLE001 - the caller gets the fallback's own error
-                await engine.fallback_failed(item, exc)
-            else:
-                await engine.fallback_done(item, response)
 
     def __repr__(self) -> str:
         return f"FallbackExecutor(limit={self.limit!r}, running={len(self.tasks)}, breaker={self.breaker!r})"

@@ -9,13 +9,18 @@ Create policy: ``max_retries=0`` copies, up to 3 attempts (waits 5 s, 20 s, or t
 after an ambiguous failure (timeout, dropped connection) the credential's newest batches are listed and a
 single untracked one made since the attempt began, with our request total, is adopted; 413 halves the batch;
 401/403 disables the credential and its sessions; any other 4xx, or the last failed attempt, falls back.
+
+In-flight cap: at most ``max_inflight_requests`` (100,000 *default*, the tier-1 processing-queue limit) of a
+credential's requests are in batches being created or not yet ended. A due group takes only what fits; the
+rest stays queued (its window does not wake the loop again) until a batch of that credential ends or a
+create gives up, and its rescue times still apply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from typing import TYPE_CHECKING, Any, Final
 
 import anthropic
@@ -66,26 +71,44 @@ class Queue:
             del self._groups[item.group]
         return True
 
-    def take(self, key: GroupKey) -> list[Item]:
-        """Every item of group ``key``, oldest ``enqueued_at`` first; the group is left empty."""
-        group = self._groups.pop(key, {})
-        return sorted(group.values(), key=lambda item: item.enqueued_at)
+    def take(self, key: GroupKey, limit: int | None = None) -> list[Item]:
+        """The oldest ``limit`` items of group ``key`` (all when ``None``), oldest ``enqueued_at`` first."""
+        group = self._groups.get(key, {})
+        taken = sorted(group.values(), key=lambda item: item.enqueued_at)
+        if limit is not None and limit < len(taken):
+            taken = taken[: max(limit, 0)]
+            for item in taken:
+                del group[item.id]
+        else:
+            self._groups.pop(key, None)
+        return taken
 
     def groups(self) -> list[GroupKey]:
         """The groups that hold items."""
         return list(self._groups)
 
-    def due(self, now: float, *, window: float, flush_now: int) -> list[GroupKey]:
-        """Groups whose oldest item has waited ``window`` seconds, or that hold ``flush_now`` items."""
+    def due(
+        self, now: float, *, window: float, flush_now: int, skip: Set[str] = frozenset()
+    ) -> list[GroupKey]:
+        """Groups whose oldest item has waited ``window`` seconds, or that hold ``flush_now`` items; groups
+        of the credential fingerprints in ``skip`` are left out."""
         return [
             key
             for key, group in self._groups.items()
-            if len(group) >= flush_now or _opened_at(group) + window <= now
+            if key.credential_fp not in skip
+            and (len(group) >= flush_now or _opened_at(group) + window <= now)
         ]
 
-    def next_due(self, *, window: float) -> float | None:
-        """When the next group falls due by time (``None`` when the queue is empty)."""
-        return min((_opened_at(group) + window for group in self._groups.values()), default=None)
+    def next_due(self, *, window: float, skip: Set[str] = frozenset()) -> float | None:
+        """When the next group (not of a fingerprint in ``skip``) falls due by time; ``None`` if none will."""
+        return min(
+            (
+                _opened_at(group) + window
+                for key, group in self._groups.items()
+                if key.credential_fp not in skip
+            ),
+            default=None,
+        )
 
     def __iter__(self) -> Iterator[Item]:
         for group in self._groups.values():
@@ -119,6 +142,10 @@ class Flusher:
         self.queue = Queue()
         self.wake = asyncio.Event()
         self.creating: set[asyncio.Task[None]] = set()
+        # Requests per credential fingerprint in creates that have not finished yet.
+        self.submitting: dict[str, int] = {}
+        # Credential fingerprints whose in-flight cap is full: their groups wait for room.
+        self.blocked: set[str] = set()
 
     async def run(self) -> None:
         """The flush loop: flush due groups, then sleep until the next due time or an enqueue."""
@@ -126,17 +153,48 @@ class Flusher:
         while True:
             self.wake.clear()
             now = clock.monotonic()
-            for key in self.queue.due(now, window=settings.window, flush_now=settings.flush_now):
-                self.submit(self.queue.take(key))
-            next_due = self.queue.next_due(window=settings.window)
+            for key in self.queue.due(
+                now, window=settings.window, flush_now=settings.flush_now, skip=self.blocked
+            ):
+                self._submit_group(key)
+            next_due = self.queue.next_due(window=settings.window, skip=self.blocked)
             await sleep_or_wake(clock, None if next_due is None else next_due - now, self.wake)
 
     def flush_all(self) -> list[asyncio.Task[None]]:
-        """Submit every queued item now; returns the create tasks started."""
+        """Submit every queued item that fits under the in-flight cap now; returns the create tasks started."""
         tasks: list[asyncio.Task[None]] = []
         for key in self.queue.groups():
-            tasks.extend(self.submit(self.queue.take(key)))
+            tasks.extend(self._submit_group(key))
         return tasks
+
+    def room(self, credential_fp: str) -> int:
+        """How many more requests of ``credential_fp`` may enter batches now (the in-flight cap)."""
+        inflight = sum(
+            len(batch.items)
+            for batch in self.engine.poller.batches.values()
+            if batch.group.credential_fp == credential_fp
+        )
+        used = inflight + self.submitting.get(credential_fp, 0)
+        return self.engine.settings.max_inflight_requests - used
+
+    def unblock(self) -> None:
+        """Room may have appeared (a batch ended, a create finished): look at every group again."""
+        if self.blocked:
+            self.blocked.clear()
+            self.wake.set()
+
+    def _submit_group(self, key: GroupKey) -> list[asyncio.Task[None]]:
+        room = self.room(key.credential_fp)
+        if room <= 0:
+            if key.credential_fp not in self.blocked:
+                logger.info(
+                    "credential %s is at its in-flight cap (%d requests): its queue waits",
+                    key.credential_fp,
+                    self.engine.settings.max_inflight_requests,
+                )
+            self.blocked.add(key.credential_fp)
+            return []
+        return self.submit(self.queue.take(key, limit=room))
 
     def submit(self, items: list[Item]) -> list[asyncio.Task[None]]:
         """Send one group's items on their way: fallback for those that may not batch, creates for the rest."""
@@ -162,6 +220,8 @@ class Flusher:
             for item in chunk:
                 item.state = "submitting"
                 item.next_custom_id()
+            fp = chunk[0].group.credential_fp
+            self.submitting[fp] = self.submitting.get(fp, 0) + len(chunk)
             task = engine.spawn(self._create_guarded(list(chunk)), name="lore_batch.create")
             self.creating.add(task)
             task.add_done_callback(self.creating.discard)
@@ -169,6 +229,7 @@ class Flusher:
         return tasks
 
     async def _create_guarded(self, items: list[Item]) -> None:
+        fp = items[0].group.credential_fp
         try:
             await self._create(items)
         except Exception as exc:  # a bug must not strand the items: they fall back
@@ -176,6 +237,13 @@ class Flusher:
             for item in items:
                 if item.state == "submitting":
                     self.engine.fallback(item, exc)
+        finally:
+            left = self.submitting.get(fp, 0) - len(items)
+            if left > 0:
+                self.submitting[fp] = left
+            else:
+                self.submitting.pop(fp, None)
+            self.unblock()
 
     async def _create(self, items: list[Item]) -> None:
         engine = self.engine

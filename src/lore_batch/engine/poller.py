@@ -116,6 +116,7 @@ class Poller:
         """Stop tracking ``batch``."""
         if self.batches.pop(batch.id, None) is not None:
             self.engine.changed.set()
+            self.engine.flusher.unblock()
 
     async def run(self) -> None:
         """The loop: fire due rescues, start due polls, sleep until the next of either (or a wake)."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anthropic
 import httpx2
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .core import Engine
     from .poller import InFlightBatch
 
-__all__ = ["AUTH_ERRORS", "FINAL_ERRORS", "ResultLine", "ResultReader", "parse_line"]
+__all__ = ["AUTH_ERRORS", "FINAL_ERRORS", "RESULT_TYPES", "ResultLine", "ResultReader", "parse_line"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ DOWNLOAD_WAITS: Final = (5.0, 20.0)
 FINAL_ERRORS: Final = frozenset(
     {"invalid_request_error", "not_found_error", "request_too_large", "billing_error"}
 )
+# The result types a line may carry; any other line is skipped.
+RESULT_TYPES: Final = frozenset({"succeeded", "errored", "canceled", "expired"})
 # Errored types that mean the credential may not batch.
 AUTH_ERRORS: Final = frozenset({"authentication_error", "permission_error"})
 
@@ -69,20 +71,31 @@ class ResultLine:
 
     @classmethod
     def from_sdk(cls, line: MessageBatchIndividualResponse) -> ResultLine:
-        """From the SDK's decoded line."""
-        result = line.result
-        if result.type == "succeeded":
-            return cls(custom_id=line.custom_id, type="succeeded", message=result.message)
-        if result.type == "errored":
-            error = result.error.error
+        """From the SDK's decoded line; ``ValueError`` for a line without a custom_id or with an unknown
+        ``result.type`` (the SDK's decoder does not validate)."""
+        custom_id = getattr(line, "custom_id", None)
+        result: Any = getattr(line, "result", None)
+        kind = getattr(result, "type", None)
+        if not isinstance(custom_id, str) or not custom_id:
+            raise ValueError("result line without a custom_id")
+        if kind not in RESULT_TYPES:
+            raise ValueError("result line with an unknown result type")
+        if kind == "succeeded":
+            message = getattr(result, "message", None)
+            if message is None:
+                raise ValueError("succeeded result line without a message")
+            return cls(custom_id=custom_id, type="succeeded", message=message)
+        if kind == "errored":
+            envelope = getattr(result, "error", None)
+            error = getattr(envelope, "error", None)
             return cls(
-                custom_id=line.custom_id,
+                custom_id=custom_id,
                 type="errored",
                 error_type=str(getattr(error, "type", None) or "unknown"),
                 error_message=getattr(error, "message", None),
-                request_id=result.error.request_id,
+                request_id=getattr(envelope, "request_id", None),
             )
-        return cls(custom_id=line.custom_id, type=result.type)
+        return cls(custom_id=custom_id, type=str(kind))
 
 
 def parse_line(raw: str) -> ResultLine | None:
@@ -118,7 +131,7 @@ class ResultReader:
             except anthropic.NotFoundError:
                 logger.warning("results of batch %s are gone (404)", batch.id)
                 break
-            except ValueError as exc:  # a JSON error mid-stream: read line by line next time
+            except ValueError as exc:  # a JSON error or an unusable line: read line by line next time
                 logger.warning(
                     "results of batch %s: unparsable line (%s); retrying tolerantly",
                     batch.id,

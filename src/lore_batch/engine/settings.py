@@ -18,6 +18,7 @@ class EngineSettings:
     flush_now: int = 50
     max_requests: int = MAX_BATCH_REQUESTS
     max_bytes: int = MAX_BATCH_BYTES
+    max_inflight_requests: int = MAX_BATCH_REQUESTS
     poll_cap: float = 60.0
     sync_reserve: float = 0.0
     give_up_after: float = 3600.0

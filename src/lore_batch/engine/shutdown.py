@@ -2,14 +2,16 @@
 
 Queued items drain through the fallback executor (2 at a time). In-flight batches get ``shutdown_grace``
 seconds, polled every 5 s, to end; then they are cancelled upstream and their waiters fail with
-:class:`~lore_batch.errors.BatchAbandoned`. The engine's ``aclose(timeout=...)`` bounds all of it.
+:class:`~lore_batch.errors.BatchAbandoned`. The engine's ``aclose(timeout=...)`` bounds all of it; when the
+timeout cuts the steps short, :func:`cancel_unfinished` still asks the provider to cancel every batch left
+running (at most :data:`CANCEL_BOUND` seconds more), so nothing keeps billing after close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from lore_batch.errors import BatchAbandoned
 
@@ -18,12 +20,14 @@ from .waits import sleep_or_wake
 if TYPE_CHECKING:
     from .core import Engine
 
-__all__ = ["NO_BATCH", "drain"]
+__all__ = ["CANCEL_BOUND", "NO_BATCH", "cancel_unfinished", "drain"]
 
 logger = logging.getLogger(__name__)
 
 # The batch id in a BatchAbandoned for an item that never reached a batch.
 NO_BATCH: Final = "-"
+# Seconds (engine clock) the upstream cancels after a close timeout may take.
+CANCEL_BOUND: Final = 10.0
 
 
 def _awaited(engine: Engine) -> bool:
@@ -73,3 +77,22 @@ async def _give_up(engine: Engine) -> None:
     for item in list(engine.live.values()):
         if item.state == "submitting":
             engine.fail(item, BatchAbandoned(NO_BATCH, item.custom_id or item.id))
+
+
+async def cancel_unfinished(engine: Engine) -> None:
+    """Cancel upstream every in-flight batch not cancelled yet, for at most :data:`CANCEL_BOUND` seconds."""
+    batches = [batch for batch in engine.poller.batches.values() if not batch.cancel_sent]
+    if not batches:
+        return
+    logger.warning("close timed out with %d batch(es) unfinished: cancelling them upstream", len(batches))
+    cancels = asyncio.ensure_future(
+        asyncio.gather(*(engine.poller.cancel_upstream(batch) for batch in batches), return_exceptions=True)
+    )
+    bound = asyncio.ensure_future(engine.clock.sleep(CANCEL_BOUND))
+    waits: set[asyncio.Future[Any]] = {cancels, bound}
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in (cancels, bound):
+        waiter.cancel()
+    await asyncio.gather(cancels, bound, return_exceptions=True)
+    for batch in batches:
+        engine.poller.forget(batch)
