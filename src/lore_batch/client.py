@@ -6,6 +6,7 @@ Callers do not change: workers call ``prompt`` as before, and an answer from a b
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from decimal import Decimal
@@ -13,10 +14,11 @@ from types import TracebackType
 from typing import Final
 
 import anthropic
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lore_batch.auth import AuthCredential, CredentialResolver
 from lore_batch.clock import Clock, SystemClock
-from lore_batch.costlog import CostLog, MemoryCostLog
+from lore_batch.costlog import CostLog, MemoryCostLog, SqlCostLog
 from lore_batch.engine import Engine, EngineSettings
 from lore_batch.engine.channels import client_credential
 from lore_batch.engine.items import PromptCall
@@ -24,6 +26,10 @@ from lore_batch.engine.ledger import BACKGROUND_TAG, PROVIDER
 from lore_batch.engine.poller import FIRST_POLL_GAP
 from lore_batch.errors import NoCredentials, UnsupportedProvider
 from lore_batch.limits import CircuitBreaker
+from lore_batch.pool.pool import DurablePool
+from lore_batch.pool.records import ResultHandler
+from lore_batch.pool.settings import OnClose, PoolSettings
+from lore_batch.pool.store import PoolStore
 from lore_batch.sync_client import resolve_model
 from lore_core.errors import ConfigError
 from lore_core.llm import LLMClient, LLMResponse
@@ -79,8 +85,12 @@ class BatchLLMClient:
     ``prompt`` routes by the first matching row: closing or closed, batching disabled, ``urgent=True``, or a
     provider without a batch implementation → inner; no credential → :class:`~lore_batch.NoCredentials`;
     credential or session on the disable list, or an item over the byte cap → fallback at once; otherwise
-    queue and await. Raises :class:`~lore_core.errors.ConfigError` for invalid settings, and for ``store``
-    (durable mode is not available yet).
+    queue and await. Raises :class:`~lore_core.errors.ConfigError` for invalid settings.
+
+    Durable mode (``store=`` a database URL or an ``AsyncEngine`` migrated to head): queued calls and batches
+    are rows, shared by every process on the store (``pool_settings`` tunes heartbeats, leadership and
+    delivery); results whose caller is gone go to handlers registered with :meth:`register_handler`; the
+    request log defaults to the store's table.
 
     Example::
 
@@ -99,7 +109,7 @@ class BatchLLMClient:
         client: anthropic.AsyncAnthropic,
         *,
         registry: CredentialResolver | None = None,
-        store: object | None = None,
+        store: AsyncEngine | str | None = None,
         flush_interval: float = 30.0,
         max_queue_size: int = 50,
         poll_interval: float = 60.0,
@@ -112,9 +122,9 @@ class BatchLLMClient:
         max_inflight_requests: int = 100_000,
         jitter: float = 0.1,
         rng: random.Random | None = None,
+        on_close: OnClose = "leave",
+        pool_settings: PoolSettings | None = None,
     ) -> None:
-        if store is not None:
-            raise ConfigError("durable mode is not available yet")
         settings = EngineSettings(
             window=flush_interval,
             flush_now=max_queue_size,
@@ -126,10 +136,19 @@ class BatchLLMClient:
             max_inflight_requests=max_inflight_requests,
         )
         _validate(settings)
+        pool_settings = pool_settings or PoolSettings()
+        if on_close != pool_settings.on_close:
+            pool_settings = dataclasses.replace(pool_settings, on_close=on_close)
+        problems = pool_settings.problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
         self.inner = inner
         self.disabled = Settings.from_env().batch_disabled if disabled is None else disabled
         self.clock: Clock = clock or SystemClock()
-        self.cost_log: CostLog = cost_log if cost_log is not None else MemoryCostLog()
+        pool_store = PoolStore(store) if store is not None else None
+        if cost_log is None:
+            cost_log = SqlCostLog(pool_store.engine) if pool_store is not None else MemoryCostLog()
+        self.cost_log: CostLog = cost_log
         self._registry = registry
         self._own = client_credential(client) if registry is None else None
         inner_model = getattr(inner, "default_model", None)
@@ -150,8 +169,53 @@ class BatchLLMClient:
             cost_log=self.cost_log,
             breaker=breaker,
         )
+        self._pool: DurablePool | None = None
+        if pool_store is not None:
+            self._pool = DurablePool(
+                inner,
+                client,
+                store=pool_store,
+                settings=settings,
+                pool_settings=pool_settings,
+                clock=self.clock,
+                rng=self._engine.rng,
+                own_credential=self._own,
+                registry=registry,
+                cost_log=self.cost_log,
+                breaker=breaker,
+                fallbacks=self._engine.fallbacks,
+                disabled=self._engine.disabled,
+            )
         self._direct_ok = 0
         self._direct_failed = 0
+        self._handlers: dict[str, ResultHandler] = {}
+
+    @property
+    def durable(self) -> bool:
+        """Whether queued calls live in the store (``store=`` was given)."""
+        return self._pool is not None
+
+    def register_handler(self, worker: str, handler: ResultHandler) -> None:
+        """Send results of ``worker``'s calls that nobody awaits any more to ``handler`` (durable mode).
+
+        ``handler`` is ``async fn(HandledResult)``; it gets results whose caller was cancelled, whose process
+        closed, or whose process died (a later process takes them over). It runs at most
+        ``pool_settings.handler_attempts`` times per item. In memory mode nothing outlives its caller, so
+        handlers are kept but never called.
+
+        Example::
+
+            async def store_distillation(result: HandledResult) -> None:
+                ...
+            llm.register_handler("distill", store_distillation)
+        """
+        if not worker:
+            raise ConfigError("a handler needs a worker label")
+        if self._pool is not None:
+            self._pool.handlers[worker] = handler
+            self._pool.wake.set()
+        else:
+            self._handlers[worker] = handler
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -203,21 +267,42 @@ class BatchLLMClient:
             model=model_id,
             max_tokens=self.max_tokens if max_tokens is None else max_tokens,
         )
-        if engine.disabled.blocks(credential, session_id=session_id) or item.size > engine.settings.max_bytes:
+        if (
+            engine.disabled.blocks(credential, session_id=session_id)
+            or item.size > engine.settings.max_bytes
+            or not engine.can_enter_batch(item, self.clock.monotonic())
+        ):
             engine.fallback_now(item)
-        else:
-            engine.enqueue(item)
+            return await engine.wait(item)
+        if self._pool is not None:
+            item.future.cancel()  # the pool keeps its own future; this one was never handed out
+            item_id, future = await self._pool.enqueue(
+                call, credential=credential, model=model_id, max_tokens=item.params["max_tokens"]
+            )
+            return await self._pool.wait(item_id, future, worker=worker)
+        engine.enqueue(item)
         return await engine.wait(item)
 
     async def flush(self) -> None:
-        """Submit everything queued now, and wait for those creates (not for their results)."""
+        """Submit everything queued now, and wait for those creates (not for their results). In durable mode
+        this covers the credentials this process leads."""
+        if self._pool is not None:
+            await self._pool.flush()
         await self._engine.flush()
 
     async def aclose(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - on the injected clock
         """Close: later calls go to inner; queued items drain through fallback; in-flight batches get
         ``shutdown_grace`` seconds, then are cancelled upstream and their callers get
-        :class:`~lore_batch.BatchAbandoned`. ``timeout`` bounds it all (on the client's clock)."""
+        :class:`~lore_batch.BatchAbandoned`. ``timeout`` bounds it all (on the client's clock).
+
+        Durable mode: queued items stay in the store for the next start (``on_close="flush"`` submits them
+        first), in-flight batches are left to resume, live callers get :class:`~lore_batch.ClientClosed`,
+        leadership is released and the process row marked stopped."""
+        if self._pool is not None:
+            await self._pool.aclose(timeout)
         await self._engine.aclose(timeout)
+        if self._pool is not None:
+            await self._pool.store.aclose()
 
     async def __aenter__(self) -> BatchLLMClient:
         return self
@@ -231,22 +316,36 @@ class BatchLLMClient:
         await self.aclose()
 
     def stats(self) -> BatchClientStats:
-        """Counters and costs now (see :class:`BatchClientStats`)."""
+        """Counters and costs now (see :class:`BatchClientStats`). In durable mode ``queued`` counts this
+        process's calls still waiting for an answer, and the in-flight figures are those of the batches this
+        process leads, as of its last pass."""
         engine = self._engine
-        counters = engine.counters
+        counters = [engine.counters]
         batches = list(engine.poller.batches.values())
+        queued = len(engine.flusher.queue)
+        inflight_batches = len(batches)
+        inflight_requests = sum(len(batch.waiting()) for batch in batches)
+        if self._pool is not None:
+            pool = self._pool
+            counters.append(pool.counters)
+            queued += len(pool.waiters)
+            inflight_batches += sum(leader.unfinished_batches for leader in pool.leaders.values())
+            inflight_requests += sum(leader.unfinished_requests for leader in pool.leaders.values())
+        batch_cost = engine.ledger.batch_cost + (
+            self._pool.ledger.batch_cost if self._pool is not None else 0
+        )
         return BatchClientStats(
-            queued=len(engine.flusher.queue),
-            inflight_batches=len(batches),
-            inflight_requests=sum(len(batch.waiting()) for batch in batches),
-            total_queued=counters.total_queued,
-            total_batched=counters.batched,
+            queued=queued,
+            inflight_batches=inflight_batches,
+            inflight_requests=inflight_requests,
+            total_queued=sum(c.total_queued for c in counters),
+            total_batched=sum(c.batched for c in counters),
             total_direct=self._direct_ok,
-            total_fallback=counters.fallback,
-            total_resubmitted=counters.resubmitted,
-            total_failed=counters.failed + self._direct_failed,
-            batches_submitted=counters.batches_submitted,
-            batch_cost_usd=engine.ledger.batch_cost,
+            total_fallback=sum(c.fallback for c in counters),
+            total_resubmitted=sum(c.resubmitted for c in counters),
+            total_failed=sum(c.failed for c in counters) + self._direct_failed,
+            batches_submitted=sum(c.batches_submitted for c in counters),
+            batch_cost_usd=batch_cost,
             batch_savings_usd=self.cost_log.totals().batch_savings_usd,
         )
 

@@ -14,6 +14,9 @@ message text or credentials.
         ├── BatchItemErrored(custom_id, batch_id, error_type, message, request_id)
         │                                      an errored batch result; also an LLMError
         ├── BatchAbandoned(batch_id, custom_id) memory-mode close gave up on an in-batch item
+        ├── CredentialUnavailable(credential_fp, waited)
+        │                                      durable mode: no live process held the item's credential
+        ├── FallbackFailed(error_type, status)  durable mode: another process's fallback failed; also an LLMError
         └── ClientClosed                       use after aclose(); also a lore_core ClosedError
             └── DispatcherClosed
 """
@@ -27,7 +30,9 @@ __all__ = [
     "BatchError",
     "BatchItemErrored",
     "ClientClosed",
+    "CredentialUnavailable",
     "DispatcherClosed",
+    "FallbackFailed",
     "NoCredentials",
     "UnsupportedParams",
     "UnsupportedProvider",
@@ -106,6 +111,39 @@ class BatchAbandoned(BatchError):
         self.batch_id = batch_id
         self.custom_id = custom_id
         super().__init__(f"batch {batch_id} item {custom_id} abandoned at close")
+
+
+class CredentialUnavailable(BatchError):
+    """Durable mode: item ``item_id`` waited ``waited`` seconds and no live process held its credential
+    (fingerprint ``credential_fp``), so it could not be submitted or polled. Register the credential again on
+    some host (``CredentialRegistry.set``) within ``credential_wait`` to keep such items alive."""
+
+    retryable = True
+
+    def __init__(self, item_id: str, credential_fp: str, waited: float) -> None:
+        self.item_id = item_id
+        self.credential_fp = credential_fp
+        self.waited = waited
+        super().__init__(
+            f"item {item_id} expired after {waited:.0f}s: no live process holds credential {credential_fp}"
+        )
+
+
+class FallbackFailed(BatchError, LLMError):
+    """Durable mode: the synchronous fallback of item ``item_id`` failed in the process that ran it.
+
+    ``error_type`` names the original exception class (``RateLimitedError``, ...) and ``status`` its HTTP status,
+    as recorded in the item's row; the original object lived in another process.
+    """
+
+    def __init__(self, item_id: str, error_type: str, status: int | None = None) -> None:
+        self.item_id = item_id
+        LLMError.__init__(
+            self,
+            f"fallback of item {item_id} failed: {error_type}" + (f" (status {status})" if status else ""),
+            status=status,
+            error_type=error_type,
+        )
 
 
 class ClientClosed(BatchError, ClosedError):

@@ -160,6 +160,22 @@ class CredentialRegistry:
             found.add(self._default.fingerprint)
         return found
 
+    def credential(self, fp: str) -> AuthCredential | None:
+        """A live credential with fingerprint ``fp`` (a session's or the default), or ``None``; a look that
+        does not count as use. Durable mode uses it to resume batches made with ``fp``.
+
+        Example::
+
+            registry.credential(AuthCredential("api-key", "sk-ant-...").fingerprint)
+        """
+        if self._default is not None and self._default.fingerprint == fp:
+            return self._default
+        self._purge(self._clock.monotonic())
+        for entry in self._entries.values():
+            if entry.credential.fingerprint == fp:
+                return entry.credential
+        return None
+
     def resolve_auth(self, session_id: str | None) -> AuthCredential | None:
         """The credential a call for ``session_id`` should use (implements ``CredentialResolver``).
 

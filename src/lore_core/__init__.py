@@ -11,6 +11,7 @@ from lore_core.errors import (
     LLMRequestError,
     LLMUnavailableError,
     LoreError,
+    NoStoredAnswerError,
     RateLimitedError,
     SchemaOutOfDateError,
     SessionNotFoundError,
@@ -23,9 +24,11 @@ from lore_core.messages import content_hash, message_id
 from lore_core.session import LoreSession, TransformResult
 from lore_core.state import IdleResume, SessionStateView
 from lore_core.tokens import TokenCounter, count_tokens
+from lore_core.workers.replay import AnswerOutcome, StoredAnswers
 from lore_core.wrapper import LoreAnthropic
 
 __all__ = [
+    "AnswerOutcome",
     "ClosedError",
     "ConfigError",
     "ContextOverflowError",
@@ -42,11 +45,13 @@ __all__ = [
     "LoreConfig",
     "LoreError",
     "LoreSession",
+    "NoStoredAnswerError",
     "RateLimitedError",
     "SchemaOutOfDateError",
     "SessionNotFoundError",
     "SessionStateView",
     "StoreError",
+    "StoredAnswers",
     "TokenCounter",
     "TransformResult",
     "Usage",

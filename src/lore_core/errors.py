@@ -18,7 +18,8 @@ Errors carry ids, counts and a ``retryable`` flag; they never carry message text
         ├── RateLimitedError            429 (retry_after seconds when the provider said)
         ├── LLMUnavailableError         5xx, 529, timeouts, network, an open circuit breaker
         ├── LLMAuthError                401 / 403
-        └── LLMRequestError             the provider refused the request as invalid (400, 404, 413)
+        ├── LLMRequestError             the provider refused the request as invalid (400, 404, 413)
+        └── NoStoredAnswerError         a replay client holds no answer for this prompt (no call was made)
 
 ``lore_batch.errors`` grows the ``BatchError`` branch under :class:`LoreError`.
 """
@@ -35,6 +36,7 @@ __all__ = [
     "LLMRequestError",
     "LLMUnavailableError",
     "LoreError",
+    "NoStoredAnswerError",
     "RateLimitedError",
     "SchemaOutOfDateError",
     "SessionNotFoundError",
@@ -168,3 +170,18 @@ class LLMAuthError(LLMError):
 
 class LLMRequestError(LLMError):
     """The provider rejected the request itself; sending it again would fail the same way."""
+
+
+class NoStoredAnswerError(LLMError):
+    """A client that only replays stored answers (:class:`lore_core.workers.replay.StoredAnswers`) holds no
+    answer for this prompt. No model was called; ``worker`` is the call's label. The message never carries
+    prompt text.
+    """
+
+    def __init__(self, worker: str | None) -> None:
+        self.worker = worker
+        super().__init__(
+            f"no stored answer for this {worker or 'unlabelled'} call (no model was called)",
+            error_type="no_stored_answer",
+            retryable=False,
+        )

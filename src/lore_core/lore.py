@@ -20,12 +20,13 @@ from typing import Any
 from lore_core.clock import Clock, SystemClock
 from lore_core.config import LoreConfig
 from lore_core.errors import ClosedError, SessionNotFoundError
-from lore_core.llm import LLMClient
+from lore_core.llm import LLMClient, LLMResponse
 from lore_core.session import LoreSession
 from lore_core.state import SessionStateView, is_idle
 from lore_core.store import SqlSessionStore
 from lore_core.tokens import TokenCounter, count_tokens
 from lore_core.workers import IdleReport, WorkerContext, WorkerScheduler
+from lore_core.workers.replay import AnswerOutcome, apply_answer
 
 __all__ = ["Lore"]
 
@@ -185,6 +186,40 @@ class Lore:
             handle.state.idle_done_at = self.clock.now()
             handle._rows = None
         return report
+
+    async def apply_answer(
+        self, *, worker: str, session_id: str, system: str, user: str, response: LLMResponse
+    ) -> AnswerOutcome:
+        """Apply a worker answer that arrived after the coroutine that asked for it was gone (a batching
+        client's result handler, after a crash and restart), exactly as that coroutine would have.
+
+        The worker step that asks ``(worker, system, user)`` is re-run from the stored state with a client
+        that holds only this answer (:class:`~lore_core.workers.replay.StoredAnswers`): the matching call
+        gets it, nothing else reaches a model, and the result is written, recorded in ``worker_runs`` and
+        seen by live sessions as usual. An answer the state no longer asks for comes back ``applied=False``
+        (``detail`` says why) and writes nothing but a ``stale`` ``worker_runs`` row with its tokens.
+
+        Raises:
+            ConfigError: ``worker`` is not ``distill``, ``meta-distill``, ``curate`` or ``validate``.
+            ClosedError: after :meth:`close`.
+            StoreError: the database failed (retryable).
+
+        Example::
+
+            async def handler(result: HandledResult) -> None:    # registered per worker label
+                if result.response is not None and result.session_id is not None:
+                    await lore.apply_answer(worker=result.worker, session_id=result.session_id,
+                                            system=result.call.system, user=result.call.user,
+                                            response=result.response)
+        """
+        self.ensure_open()
+        outcome = await apply_answer(
+            self.scheduler, worker=worker, session_id=session_id, system=system, user=user, response=response
+        )
+        if outcome.applied and worker == "curate":
+            await self._sync_worker_columns(session_id)
+        logger.info("late %s answer for session %s: %s", worker, session_id, outcome.detail)
+        return outcome
 
     async def _sync_worker_columns(self, session_id: str) -> None:
         """Copy what idle work wrote (the curator's watermark and turn counter) into the in-memory state, so

@@ -36,6 +36,7 @@ __all__ = [
     "check_meta_output",
     "meta_archive_ids",
     "meta_budget",
+    "meta_candidates",
     "meta_input_tokens",
     "meta_source_ids",
     "meta_threshold",
@@ -108,18 +109,37 @@ def plan_meta(
 
     Example: with default settings, 20 gen-0 rows and no prior meta give a plan merging the oldest 15.
     """
-    live = [row for row in rows if not row.archived]
-    gen0 = sorted((r for r in live if r.generation == 0 and r.kind in _GEN0_KINDS), key=_order)
+    gen0, prior = _live(rows)
     if len(gen0) < meta_threshold(config, bust_pressure=bust_pressure):
         return None
-    metas = [row for row in live if row.generation > 0]
-    prior = max(metas, key=lambda r: (r.generation, *_order(r))) if metas else None
     split = max(0, len(gen0) - config.keep_recent_segments)
     merge, keep = tuple(gen0[:split]), tuple(gen0[split:])
     needed = _MIN_MERGE_WITH_PRIOR if prior is not None else _MIN_MERGE_FROM_SCRATCH
     if len(merge) < needed:
         return None
     return MetaPlan(prior=prior, merge=merge, keep=keep)
+
+
+def _live(rows: Sequence[DistillationRecord]) -> tuple[list[DistillationRecord], DistillationRecord | None]:
+    """The live gen-0 rows, oldest first, and the prior meta (the live row of the highest generation)."""
+    live = [row for row in rows if not row.archived]
+    gen0 = sorted((r for r in live if r.generation == 0 and r.kind in _GEN0_KINDS), key=_order)
+    metas = [row for row in live if row.generation > 0]
+    prior = max(metas, key=lambda r: (r.generation, *_order(r))) if metas else None
+    return gen0, prior
+
+
+def meta_candidates(rows: Sequence[DistillationRecord]) -> list[MetaPlan]:
+    """Every plan a meta round over ``rows`` may have sent, whatever the threshold was: the current prior meta
+    with the oldest 1, 2, ... n live gen-0 rows merged (shortest merge first). Used to recognise the plan of
+    a late answer after newer gen-0 rows arrived. Pure; never raises.
+
+    Example: three live gen-0 rows ``a, b, c`` give plans merging ``(a,)``, ``(a, b)`` and ``(a, b, c)``.
+    """
+    gen0, prior = _live(rows)
+    return [
+        MetaPlan(prior=prior, merge=tuple(gen0[:k]), keep=tuple(gen0[k:])) for k in range(1, len(gen0) + 1)
+    ]
 
 
 def meta_budget(input_tokens: int, config: LoreConfig) -> int:

@@ -149,7 +149,9 @@ async def test_no_credential_raises_and_calls_nothing(
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"store": "sqlite+aiosqlite:///x.db"},
+        {"store": "mysql://nowhere/x"},
+        {"max_inflight_requests": 0},
+        {"on_close": "drop"},
         {"give_up_after": 30.0},
         {"give_up_after": 100_000.0},
         {"flush_interval": 0},

@@ -18,6 +18,7 @@ REVISIONS = {
     "0001": {"sessions", "session_state", "messages", "distillations", "knowledge", "kv"},
     "0002": {"worker_runs"},
     "0003": {"lore_batch_request_log"},
+    "0004": {"lore_batch_items", "lore_batch_batches", "lore_batch_processes", "lore_batch_leases"},
 }
 
 
@@ -64,6 +65,10 @@ def test_models_declare_the_engine_tables() -> None:
         "kv",
         "worker_runs",
         "lore_batch_request_log",
+        "lore_batch_items",
+        "lore_batch_batches",
+        "lore_batch_processes",
+        "lore_batch_leases",
     }
 
 

@@ -81,7 +81,9 @@ class Engine:
         self.flusher = Flusher(self)
         self.poller = Poller(self)
         self.results = ResultReader(self)
-        self.fallbacks = FallbackExecutor(self, inner, limit=settings.fallback_concurrency, breaker=breaker)
+        self.fallbacks = FallbackExecutor(
+            inner, limit=settings.fallback_concurrency, breaker=breaker, spawn=self.spawn
+        )
         self.live: dict[str, Item] = {}
         self.known_batches: set[str] = set()
         self.background_errors: list[BaseException] = []
@@ -222,7 +224,19 @@ class Engine:
             return
         self.flusher.queue.remove(item)
         item.state = "rescued"
-        self.fallbacks.submit(item)
+        self.fallbacks.submit(
+            item.id,
+            item.call,
+            done=lambda response: self.fallback_done(item, response),
+            failed=lambda error: self.fallback_failed(item, error),
+            abandoned=lambda: self._left(item),
+        )
+
+    async def _left(self, item: Item) -> bool:
+        if item.future.done():
+            self.settle(item, "abandoned")
+            return True
+        return False
 
     async def fallback_done(self, item: Item, response: LLMResponse) -> None:
         """A fallback answered."""

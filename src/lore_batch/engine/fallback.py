@@ -14,16 +14,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
 from lore_batch.limits import CircuitBreaker, ConcurrencyLimit
 from lore_core.errors import RateLimitedError
 from lore_core.llm import LLMClient, LLMResponse
 
-from .items import Item
-
-if TYPE_CHECKING:
-    from .core import Engine
+from .items import PromptCall
 
 __all__ = ["RATE_LIMIT_ATTEMPTS", "FallbackExecutor"]
 
@@ -34,25 +32,50 @@ RATE_LIMIT_ATTEMPTS: Final = 3
 
 
 class FallbackExecutor:
-    """Runs fallbacks through ``inner``, ``limit`` at a time, behind ``breaker``."""
+    """Runs fallbacks through ``inner``, ``limit`` at a time, behind ``breaker``.
 
-    def __init__(self, engine: Engine, inner: LLMClient, *, limit: int, breaker: CircuitBreaker) -> None:
-        self.engine = engine
+    ``spawn`` starts a background task (the owner's, so failures are recorded). Each fallback reports through
+    its own callbacks, so the memory engine and the durable pool share this executor.
+    """
+
+    def __init__(
+        self,
+        inner: LLMClient,
+        *,
+        limit: int,
+        breaker: CircuitBreaker,
+        spawn: Callable[..., asyncio.Task[Any]],
+    ) -> None:
         self.inner = inner
         self.breaker = breaker
         self.limit = ConcurrencyLimit(limit)
         self.tasks: set[asyncio.Task[None]] = set()
         self.peak = 0
+        self._spawn = spawn
 
-    def submit(self, item: Item) -> None:
-        """Start the fallback of ``item`` in its own task."""
-        task = self.engine.spawn(self._run(item), name="lore_batch.fallback")
+    def submit(
+        self,
+        key: str,
+        call: PromptCall,
+        *,
+        done: Callable[[LLMResponse], Awaitable[None]],
+        failed: Callable[[BaseException], Awaitable[None]],
+        abandoned: Callable[[], Awaitable[bool]],
+    ) -> asyncio.Task[None]:
+        """Start the fallback of ``call`` (``key`` names it in logs) in its own task.
+
+        ``abandoned()`` is asked just before sending (the caller may have left while it waited); then
+        ``done(response)`` or ``failed(error)`` reports the outcome.
+        """
+        task: asyncio.Task[None] = self._spawn(
+            self._run(key, call, done, failed, abandoned), name="lore_batch.fallback"
+        )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
-    async def replay(self, item: Item) -> LLMResponse:
-        """Send ``item``'s original call through ``inner`` (non-urgent); returns its answer as route fallback."""
-        call = item.call
+    async def replay(self, call: PromptCall) -> LLMResponse:
+        """Send the original call through ``inner`` (non-urgent); returns its answer as route fallback."""
         response = await self.inner.prompt(
             call.system,
             call.user,
@@ -65,32 +88,35 @@ class FallbackExecutor:
         )
         return dataclasses.replace(response, route="fallback")
 
-    async def _run(self, item: Item) -> None:
-        engine = self.engine
+    async def _run(
+        self,
+        key: str,
+        call: PromptCall,
+        done: Callable[[LLMResponse], Awaitable[None]],
+        failed: Callable[[BaseException], Awaitable[None]],
+        abandoned: Callable[[], Awaitable[bool]],
+    ) -> None:
         async with self.limit.slot():
             self.peak = max(self.peak, self.limit.active)
             for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
                 await self.breaker.wait()
                 epoch = self.breaker.epoch
-                if item.future.done():  # the caller left while this waited
-                    engine.settle(item, "abandoned")
+                if await abandoned():  # the caller left while this waited
                     return
                 try:
-                    response = await self.replay(item)
+                    response = await self.replay(call)
                 except RateLimitedError as exc:
                     self.breaker.trip(exc.retry_after, sent_epoch=epoch)
                     if attempt < RATE_LIMIT_ATTEMPTS:
                         logger.info(
-                            "fallback of item %s rate limited (send %d): again after the breaker",
-                            item.id,
-                            attempt,
+                            "fallback of %s rate limited (send %d): again after the breaker", key, attempt
                         )
                         continue
-                    await engine.fallback_failed(item, exc)
+                    await failed(exc)
                 except Exception as exc:  # noqa: BLE001 - the caller gets the fallback's own error
-                    await engine.fallback_failed(item, exc)
+                    await failed(exc)
                 else:
-                    await engine.fallback_done(item, response)
+                    await done(response)
                 return
 
     def __repr__(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -27,7 +28,7 @@ from .waits import sleep_or_wake
 if TYPE_CHECKING:
     from .core import Engine
 
-__all__ = ["FIRST_POLL_GAP", "InFlightBatch", "Poller"]
+__all__ = ["FIRST_POLL_GAP", "InFlightBatch", "Poller", "poll_gap"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,19 @@ logger = logging.getLogger(__name__)
 FIRST_POLL_GAP: Final = 5.0
 # The longest pause a poll's Retry-After imposes on its credential.
 MAX_POLL_RETRY_AFTER: Final = 300.0
+
+
+def poll_gap(polls: int, *, cap: float, jitter: float, rng: random.Random) -> float:
+    """Seconds before the poll that follows ``polls`` earlier polls: 5 s doubling up to ``cap``, ``±jitter``.
+
+    Example::
+
+        [poll_gap(n, cap=60.0, jitter=0.0, rng=random.Random()) for n in range(6)]  # [5, 10, 20, 40, 60, 60]
+    """
+    base = min(FIRST_POLL_GAP * 2.0 ** min(polls, 30), cap)
+    if jitter:
+        base *= 1.0 + jitter * (2.0 * rng.random() - 1.0)
+    return base
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -82,10 +96,7 @@ class Poller:
     def gap(self, polls: int) -> float:
         """Seconds before the poll that follows ``polls`` earlier polls, jittered."""
         settings = self.engine.settings
-        base = min(FIRST_POLL_GAP * 2.0 ** min(polls, 30), settings.poll_cap)
-        if settings.jitter:
-            base *= 1.0 + settings.jitter * (2.0 * self.engine.rng.random() - 1.0)
-        return base
+        return poll_gap(polls, cap=settings.poll_cap, jitter=settings.jitter, rng=self.engine.rng)
 
     def track(self, created: MessageBatch, channel: Channel, group: GroupKey, items: list[Item]) -> None:
         """Start polling a batch just created (or adopted) for ``items``."""

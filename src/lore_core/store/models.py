@@ -33,6 +33,10 @@ from lore_core.store.types import JSON_TYPE, JsonValue, UTCDateTime
 
 __all__ = [
     "Base",
+    "BatchItem",
+    "BatchLease",
+    "BatchProcess",
+    "BatchRecord",
     "Distillation",
     "Knowledge",
     "Kv",
@@ -262,3 +266,123 @@ class RequestLog(Base):
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     batch_id: Mapped[str | None] = mapped_column(String)
     custom_id: Mapped[str | None] = mapped_column(String)
+
+
+ITEM_STATES = (
+    "queued",
+    "submitting",
+    "in_batch",
+    "rescued",
+    "done",
+    "failed",
+    "delivered",
+    "handler_failed",
+)
+BATCH_STATUSES = ("creating", "in_progress", "canceling", "ended", "lost", "failed")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class BatchItem(Base):
+    """``lore_batch_items`` (BATCH.md 6.1): one queued call of the durable pool.
+
+    ``params`` is the Messages request, ``call`` the original call for an exact replay; the credential is
+    never stored, only its fingerprint. ``custom_id`` is the current submission's (``lb-<id>-<attempt>``),
+    ``submission_id`` the create that claimed it, ``owner_id`` the process that awaits it.
+    """
+
+    __tablename__ = "lore_batch_items"
+    __table_args__ = (
+        CheckConstraint(_in("state", ITEM_STATES), name="state"),
+        Index(None, "state", "credential_fp", "enqueued_at"),
+        Index(None, "batch_id"),
+        Index(None, "owner_id", "state"),
+        Index(None, "submission_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    custom_id: Mapped[str | None] = mapped_column(String, unique=True)
+    submission_id: Mapped[str | None] = mapped_column(String)
+    credential_fp: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String)
+    workspace: Mapped[str | None] = mapped_column(String)
+    model: Mapped[str] = mapped_column(String)
+    facade: Mapped[str] = mapped_column(String(16))
+    worker: Mapped[str | None] = mapped_column(String)
+    tag: Mapped[str | None] = mapped_column(String)
+    session_id: Mapped[str | None] = mapped_column(String)
+    params: Mapped[JsonValue] = mapped_column(JSON_TYPE, nullable=False)
+    call: Mapped[JsonValue] = mapped_column(JSON_TYPE, nullable=False)
+    params_bytes: Mapped[int] = mapped_column(Integer)
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16))
+    batch_id: Mapped[str | None] = mapped_column(String)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    owner_id: Mapped[str] = mapped_column(String)
+    result: Mapped[JsonValue] = mapped_column(JSON_TYPE, nullable=True)
+    usage: Mapped[JsonValue] = mapped_column(JSON_TYPE, nullable=True)
+    error: Mapped[JsonValue] = mapped_column(JSON_TYPE, nullable=True)
+    route: Mapped[str | None] = mapped_column(String(16))
+    handler_attempts: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BatchRecord(Base):
+    """``lore_batch_batches``: one create of the durable pool, from ``creating`` (no provider id yet) on."""
+
+    __tablename__ = "lore_batch_batches"
+    __table_args__ = (
+        CheckConstraint(_in("status", BATCH_STATUSES), name="status"),
+        Index(None, "credential_fp", "status"),
+    )
+
+    submission_id: Mapped[str] = mapped_column(String, primary_key=True)
+    id: Mapped[str | None] = mapped_column(String, unique=True)
+    provider: Mapped[str] = mapped_column(String)
+    credential_fp: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str | None] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String(16))
+    request_count: Mapped[int] = mapped_column(Integer)
+    counts: Mapped[JsonValue] = mapped_column(JSON_TYPE, nullable=True)
+    polls: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    poll_failures: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BatchProcess(Base):
+    """``lore_batch_processes``: a process of the durable pool, its heartbeat and the credentials it holds."""
+
+    __tablename__ = "lore_batch_processes"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    host: Mapped[str] = mapped_column(String)
+    pid: Mapped[int] = mapped_column(Integer)
+    credential_fps: Mapped[JsonValue] = mapped_column(
+        JSON_TYPE, nullable=False, server_default=_EMPTY_JSON_ARRAY
+    )
+    workers: Mapped[JsonValue] = mapped_column(JSON_TYPE, nullable=False, server_default=_EMPTY_JSON_ARRAY)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BatchLease(Base):
+    """``lore_batch_leases``: per-credential flusher leadership on SQLite (PostgreSQL uses advisory locks)."""
+
+    __tablename__ = "lore_batch_leases"
+
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    holder: Mapped[str] = mapped_column(String)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

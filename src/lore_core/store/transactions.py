@@ -111,23 +111,33 @@ class SqlStoreBase:
             raise ClosedError(f"{type(self).__name__} is closed")
         return self._engine
 
+    busy: int = 0
+    """Transactions open now. Database I/O runs outside any injected clock (a driver thread, a socket), so
+    tests that step a manual clock hold it still while this is above zero."""
+
     @asynccontextmanager
     async def _write(self, operation: str) -> AsyncIterator[AsyncConnection]:
         """One write transaction, committed on success; backend errors become ``StoreError(operation)``."""
         engine = self._live()
+        self.busy += 1
         try:
             async with engine.begin() as connection:
                 yield connection
         except (SQLAlchemyError, OSError) as exc:
             raise _store_error(operation, exc) from exc
+        finally:
+            self.busy -= 1
 
     @asynccontextmanager
     async def _read(self, operation: str) -> AsyncIterator[AsyncConnection]:
         """One read-only (deferred on SQLite) transaction; backend errors become ``StoreError(operation)``."""
         engine = self._live()
+        self.busy += 1
         try:
             async with engine.connect() as connection:
                 await connection.execution_options(**{READ_ONLY_OPTION: True})
                 yield connection
         except (SQLAlchemyError, OSError) as exc:
             raise _store_error(operation, exc) from exc
+        finally:
+            self.busy -= 1

@@ -8,6 +8,10 @@ write waits for the previous one), so ``seq`` follows the conversation.
 
 Serialization: one asyncio lock per session in this process plus the store lease across processes; a run
 that cannot take the lease returns at once (another process is distilling the session).
+
+:meth:`Distiller.replay` applies an observer answer that arrived after its run was gone: it finds the run of
+undistilled units that the prompt's transcript renders, takes the prior observations from the prompt (earlier
+segments of the same round may have been written since) and runs that one segment's step.
 """
 
 from __future__ import annotations
@@ -27,16 +31,17 @@ from lore_core.observer import (
     expansion_limit,
     r_compression,
     render_digest,
+    render_observer_input,
 )
 from lore_core.outputs import OutputRejected
-from lore_core.prompting import section
-from lore_core.segments import Segment, segment
-from lore_core.store.records import DistillationKind, DistillationRecord
+from lore_core.prompting import Prompt, section
+from lore_core.segments import Segment, segment, units_of
+from lore_core.store.records import DistillationKind, DistillationRecord, MessageRecord
 from lore_core.workers.reflector import MetaWorker
-from lore_core.workers.runtime import WorkerContext
+from lore_core.workers.runtime import Replay, Replayed, WorkerContext
 from lore_core.workers.validator import Validator
 
-__all__ = ["DistillReport", "Distiller"]
+__all__ = ["DistillReport", "Distiller", "observer_call", "retention_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +59,33 @@ class DistillReport:
     stale: int = 0
     meta_rows: int = 0
     scores: list[float] = field(default_factory=list)
+
+
+def observer_call(seg: Segment, *, prior: str | None, context: WorkerContext) -> tuple[Prompt, str]:
+    """The observer prompt for ``seg`` after ``prior`` observations, and the observer input it carries (the
+    rendered transcript, which the retention check reads). Pure given the context's config, zone and counter.
+
+    Raises:
+        ConfigError: the segment has no records.
+
+    Example: ``prompt, observer_input = observer_call(seg, prior=None, context=ctx)``.
+    """
+    assertions = extract_assertions(seg.records, config=context.config, tz=context.tz)
+    prompt = build_observer_prompt(
+        seg, prior=prior, assertions=assertions, config=context.config, tz=context.tz, counter=context.counter
+    )
+    return prompt, section(prompt.user, "transcript") or ""
+
+
+def retention_inputs(seg: Segment, *, context: WorkerContext) -> tuple[list[str], list[str]]:
+    """What the retention check of ``seg``'s row needs besides the observer input: the user texts and the
+    pinned assertions. Pure; never raises.
+
+    Example: ``user_texts, assertions = retention_inputs(seg, context=ctx)``.
+    """
+    user_texts = [r.text for r in seg.records if r.kind == "human"]
+    assertions = [a.text for a in extract_assertions(seg.records, config=context.config, tz=context.tz)]
+    return user_texts, assertions
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +156,59 @@ class Distiller:
                 await ctx.store.release_lease(session_id, ctx.owner)
         return report
 
+    async def replay(self, session_id: str, replay: Replay) -> Replayed:
+        """Apply a late observer answer: run the one segment step whose prompt it answers, as a run would.
+
+        The segment is the run of undistilled units whose rendering is the prompt's transcript; the prior
+        observations are the prompt's own (they were the newest row when its round began). The row is written
+        like any other (stale when its messages were distilled meanwhile) and its retention check follows
+        (a ``validate`` call, if one is due, goes to the engine's client as usual). Does not wait: a run of
+        the session in this process, or another process's lease, gives ``busy``. Never raises for a
+        failed or rejected answer (recorded in ``worker_runs``).
+
+        Example: ``(await distiller.replay("s1", replay)).applied``.
+        """
+        ctx = self._ctx
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        if lock.locked():
+            return Replayed(False, "busy: a distillation of the session is running")
+        async with lock:
+            now = ctx.now()
+            until = now + timedelta(seconds=ctx.config.worker_lease_seconds)
+            if not await ctx.store.try_take_lease(session_id, ctx.owner, until, now):
+                return Replayed(False, "busy: another process holds the session's lease")
+            try:
+                await ctx.store.reset_orphan_distilled(session_id)
+                return await self._replay_segment(session_id, replay)
+            finally:
+                await ctx.store.release_lease(session_id, ctx.owner)
+
+    async def _replay_segment(self, session_id: str, replay: Replay) -> Replayed:
+        ctx = self._ctx
+        session = await ctx.store.get_session(session_id)
+        if session is None:
+            return Replayed(False, "unknown session")
+        prior = section(replay.user, "prior_observations")
+        pending = await ctx.store.list_messages(session_id, undistilled_only=True)
+        for seg in _runs_rendering(pending, section(replay.user, "transcript"), ctx):
+            if not replay.wants(observer_call(seg, prior=prior, context=ctx)[0]):
+                continue
+            model = await ctx.model_for(session_id)
+            report = DistillReport(session_id=session_id)
+            task = asyncio.create_task(
+                self._observe(
+                    seg, prior, project=session.project, urgent=False, model=model, via=replay.context
+                )
+            )
+            await self._write_in_order(session.project, [(seg, task)], report, model=model)
+            if report.observer_rows or report.digest_rows:
+                kind = "observer" if report.observer_rows else "digest (expansion guard)"
+                return Replayed(True, f"written: {kind} row over {len(seg.records)} messages")
+            if report.stale:
+                return Replayed(False, "stale: the messages were distilled meanwhile")
+            return Replayed(False, "rejected: the answer failed the observer checks")
+        return Replayed(False, "stale: no undistilled messages render this prompt")
+
     async def _rounds(self, session_id: str, report: DistillReport, *, force: bool, urgent: bool) -> None:
         ctx, config = self._ctx, self._ctx.config
         session = await ctx.store.get_session(session_id)
@@ -168,18 +253,22 @@ class Distiller:
                 return
 
     async def _observe(
-        self, seg: Segment, prior: str | None, *, project: str, urgent: bool, model: str | None
+        self,
+        seg: Segment,
+        prior: str | None,
+        *,
+        project: str,
+        urgent: bool,
+        model: str | None,
+        via: WorkerContext | None = None,
     ) -> _Result | None:
+        """One observer call for ``seg``; ``via`` is the context the call goes through (default: ours)."""
         ctx = self._ctx
         session_id = seg.records[0].session_id
         key = (session_id, seg.records[0].id)
-        assertions = extract_assertions(seg.records, config=ctx.config, tz=ctx.tz)
-        prompt = build_observer_prompt(
-            seg, prior=prior, assertions=assertions, config=ctx.config, tz=ctx.tz, counter=ctx.counter
-        )
-        observer_input = section(prompt.user, "transcript") or ""
+        prompt, observer_input = observer_call(seg, prior=prior, context=ctx)
         try:
-            async with ctx.run(
+            async with (via or ctx).run(
                 "distill", session_id=session_id, project=project, urgent=urgent, model=model
             ) as run:
                 response = await run.call(prompt)
@@ -245,8 +334,7 @@ class Distiller:
                 report.digest_rows += 1
             else:
                 report.observer_rows += 1
-            user_texts = [r.text for r in seg.records if r.kind == "human"]
-            assertions = [a.text for a in extract_assertions(seg.records, config=ctx.config, tz=ctx.tz)]
+            user_texts, assertions = retention_inputs(seg, context=ctx)
             checks.append(
                 self._validator.check(
                     stored,
@@ -262,3 +350,31 @@ class Distiller:
         elif checks:
             report.scores.extend(await asyncio.gather(*checks))
         return progress
+
+
+def _runs_rendering(
+    pending: list[MessageRecord], transcript: str | None, ctx: WorkerContext
+) -> list[Segment]:
+    """The runs of whole units of ``pending`` whose observer input is ``transcript`` (as the prompt carries
+    it). A run starts with a unit whose own rendering opens the transcript and ends with one whose rendering
+    closes it, so only those pairs are rendered in full."""
+    if not transcript:
+        return []
+    units = units_of(pending)
+
+    def rendered(records: list[MessageRecord]) -> str:
+        text = render_observer_input(records, config=ctx.config, tz=ctx.tz, counter=ctx.counter)
+        return text.replace("</transcript>", "</ transcript>").strip("\n")
+
+    alone = [rendered(list(unit)) for unit in units]
+    starts = [i for i, text in enumerate(alone) if transcript.startswith(text)]
+    ends = [j for j, text in enumerate(alone) if transcript.endswith(text)]
+    runs: list[Segment] = []
+    for i in starts:
+        for j in ends:
+            if j < i:
+                continue
+            records = [record for unit in units[i : j + 1] for record in unit]
+            if rendered(records) == transcript:
+                runs.append(Segment(records=tuple(records), tokens=sum(r.tokens for r in records)))
+    return runs

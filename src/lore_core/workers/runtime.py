@@ -10,6 +10,9 @@ schedule 60, 120, 240, 480, 600 s, escalating while 429s continue) and caps how 
 The cap is the client's ``background_slots`` when it declares one (``None``: the client pools or limits its
 background traffic itself, as ``AnthropicLLMClient`` and ``BatchLLMClient`` do, so a second limit would only
 stop calls from sharing a batch), else ``LoreConfig.background_concurrency``. Urgent calls ignore both.
+
+A :class:`Replay` carries an answer that arrived after the coroutine that asked for it was gone (see
+:mod:`lore_core.workers.replay`): a worker step given one runs only for the prompt it answers.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from lore_core.store.port import SessionStore
 from lore_core.store.records import WorkerRunRecord
 from lore_core.tokens import TokenCounter, count_tokens
 
-__all__ = ["BackgroundGate", "RunRecorder", "WorkerContext"]
+__all__ = ["BackgroundGate", "Replay", "Replayed", "RunRecorder", "WorkerContext"]
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +163,20 @@ class WorkerContext:
             clock=self.clock,
         )
 
+    def with_llm(self, llm: LLMClient) -> WorkerContext:
+        """A context for the same engine whose calls go to ``llm``: same store, config, clock, counter, lease
+        owner and snapshot versions (a bump through either is seen by both); its own background gate, sized
+        by ``llm``'s ``background_slots``.
+
+        Example: ``ctx.with_llm(StoredAnswers()).versions is ctx.versions``.
+        """
+        sibling = WorkerContext(
+            store=self.store, llm=llm, config=self.config, clock=self.clock, counter=self.counter
+        )
+        sibling.owner = self.owner
+        sibling.versions = self.versions
+        return sibling
+
     def bump(self, session_id: str) -> None:
         """Note that a session's distillations changed (sessions re-read their snapshot only after a bump)."""
         self.versions[session_id] = self.versions.get(session_id, 0) + 1
@@ -208,6 +225,21 @@ class WorkerContext:
         finally:
             await self._save(recorder)
 
+    async def record_unused(
+        self, worker: str, *, session_id: str, project: str | None, response: LLMResponse, detail: str
+    ) -> None:
+        """Record a run for an answer nothing used (status ``stale``, ``detail`` as its reason: codes, never
+        text), so the tokens it cost stay visible in ``worker_runs``.
+
+        Raises:
+            SessionNotFoundError: the session is unknown.
+
+        Example: ``await ctx.record_unused("distill", session_id="s1", project="p", response=r, detail="stale: x")``.
+        """
+        async with self.run(worker, session_id=session_id, project=project, urgent=False, model=None) as run:
+            run.responses.append(response)
+            run.stale(detail)
+
     async def _save(self, recorder: RunRecorder) -> None:
         usage_in = sum(r.usage.total_input_tokens for r in recorder.responses)
         usage_out = sum(r.usage.output_tokens for r in recorder.responses)
@@ -235,6 +267,34 @@ class WorkerContext:
                 recorder.status,
                 recorder.error_type,
             )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replay:
+    """An answer being applied after its call's coroutine was gone.
+
+    A worker step given a ``Replay`` rebuilds its prompt(s) from the stored state and runs only for the one
+    :meth:`wants` accepts (same worker label, system and user text); that call goes through ``context``,
+    whose client holds just this answer. ``system`` and ``user`` stay out of ``repr``.
+    """
+
+    context: WorkerContext
+    worker: str
+    system: str = field(repr=False)
+    user: str = field(repr=False)
+
+    def wants(self, prompt: Prompt) -> bool:
+        """Whether ``prompt`` is exactly the call this answer belongs to."""
+        return prompt.worker == self.worker and prompt.system == self.system and prompt.user == self.user
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """What a worker step did with a :class:`Replay`: ``applied`` when it wrote its result; ``detail`` is a
+    short reason starting with a code (``stale:``, ``busy:``, ``rejected:``, ...), never prompt text."""
+
+    applied: bool
+    detail: str
 
 
 def _error_detail(exc: LLMError) -> str:
