@@ -283,6 +283,18 @@ class BatchLLMClient:
         engine.enqueue(item)
         return await engine.wait(item)
 
+    async def resume(self) -> None:
+        """Durable mode: start this process's part of the pool now, without a call: register the process,
+        lead the credentials it holds (resuming their batches) and deliver finished rows to handlers. Calls
+        start it anyway; a process that only resumes or handles calls this. No-op in memory mode.
+
+        Raises:
+            SchemaOutOfDateError: the store is behind the code (run ``lore db upgrade``).
+            StoreError: the database failed.
+        """
+        if self._pool is not None:
+            await self._pool.start()
+
     async def flush(self) -> None:
         """Submit everything queued now, and wait for those creates (not for their results). In durable mode
         this covers the credentials this process leads."""

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
+import anthropic
+import pytest
 import sqlalchemy as sa
 
-from lore_batch import BatchLLMClient
+from lore_batch import AuthCredential, BatchLLMClient, ClientClosed, CredentialUnavailable
 from lore_batch.emulator import AnthropicEmulator
+from lore_batch.engine.items import PromptCall, build_params, new_ulid, params_size
 from lore_batch.pool import HandledResult
+from lore_batch.pool.records import StoredItem, call_to_json
+from lore_batch.pool.store import PoolStore
 from lore_core.store import create_engine
-from tests.batch.conftest import API_KEY, creates
+from tests.batch.conftest import API_KEY, OTHER_KEY, Registry, advance, creates
 
-from .conftest import IOClock, run_until
+from .conftest import FAST, IOClock, run_until
 
 
 async def _rows(url: str, query: str) -> list[tuple[object, ...]]:
@@ -68,6 +75,7 @@ async def test_a_result_whose_process_is_gone_reaches_the_handler_of_a_new_proce
     await _crash(first)
     for call in calls:
         call.cancel()
+    await asyncio.gather(*calls, return_exceptions=True)
     got: list[HandledResult] = []
 
     async def handler(result: HandledResult) -> None:
@@ -75,8 +83,7 @@ async def test_a_result_whose_process_is_gone_reaches_the_handler_of_a_new_proce
 
     second = make_durable()
     second.register_handler("distill", handler)
-    await run_until(clock, second.prompt("sys", "wake up", urgent=True))  # starts nothing durable
-    await run_until(clock, second._pool.start())  # type: ignore[union-attr]
+    await run_until(clock, second.resume())
     await run_until(clock, _until(lambda: len(got) == 3))
     assert sorted(result.call.user for result in got) == ["q0", "q1", "q2"]
     assert all(result.response is not None and result.response.route == "batch" for result in got)
@@ -107,3 +114,182 @@ async def _crash(client: BatchLLMClient) -> None:
         await connection.close()
     pool.closing = pool.closed = True
     client._engine.closing = True
+    await pool.store.aclose()  # nothing this process still runs can write any more
+
+
+async def test_two_processes_on_one_store_share_a_batch_and_only_one_leads(
+    make_durable: Callable[..., BatchLLMClient], emu: AnthropicEmulator, clock: IOClock
+) -> None:
+    first, second = make_durable(), make_durable()
+    replies = await run_until(
+        clock,
+        asyncio.gather(
+            *(first.prompt("sys", f"a{i}", worker="distill") for i in range(4)),
+            *(second.prompt("sys", f"b{i}", worker="distill") for i in range(4)),
+        ),
+    )
+    assert [reply.route for reply in replies] == ["batch"] * 8
+    assert [reply.text[-2:] for reply in replies] == [f"a{i}" for i in range(4)] + [f"b{i}" for i in range(4)]
+    (create,) = creates(emu)
+    assert create.batch_request_count == 8
+    leaders = [client for client in (first, second) if client._pool and client._pool.leaders]
+    assert len(leaders) == 1
+
+
+async def test_close_leaves_queued_items_for_the_next_start(
+    make_durable: Callable[..., BatchLLMClient], emu: AnthropicEmulator, clock: IOClock, migrated_url: str
+) -> None:
+    first = make_durable()
+    call = asyncio.ensure_future(first.prompt("sys", "later", worker="curate"))
+    await run_until(clock, _until(lambda: first.stats().total_queued == 1))
+    await run_until(clock, first.aclose())
+    with pytest.raises(ClientClosed):
+        await call
+    assert creates(emu) == []
+    assert await _rows(migrated_url, "SELECT state FROM lore_batch_items") == [("queued",)]
+    got: list[HandledResult] = []
+
+    async def handler(result: HandledResult) -> None:
+        got.append(result)
+
+    second = make_durable()
+    second.register_handler("curate", handler)
+    await run_until(clock, second.resume())
+    await run_until(clock, _until(lambda: len(got) == 1))
+    assert got[0].response is not None
+    assert got[0].response.text.endswith("later")
+    assert len(creates(emu)) == 1
+
+
+async def test_close_with_on_close_flush_submits_queued_items_first(
+    make_durable: Callable[..., BatchLLMClient], emu: AnthropicEmulator, clock: IOClock, migrated_url: str
+) -> None:
+    llm = make_durable(on_close="flush")
+    call = asyncio.ensure_future(llm.prompt("sys", "now", worker="curate"))
+    await run_until(
+        clock, _until(lambda: bool(llm._pool and llm._pool.leaders) and llm.stats().total_queued == 1)
+    )
+    await run_until(clock, llm.aclose())
+    with pytest.raises(ClientClosed):
+        await call
+    (create,) = creates(emu)
+    assert create.batch_request_count == 1
+    assert await _rows(migrated_url, "SELECT state FROM lore_batch_items") == [("in_batch",)]
+
+
+async def test_a_claim_left_by_a_dead_leader_is_requeued_and_submitted_once(
+    make_durable: Callable[..., BatchLLMClient], emu: AnthropicEmulator, clock: IOClock, migrated_url: str
+) -> None:
+    await _dead_leader_claim(migrated_url, clock, count=3)
+    llm = make_durable()
+    got: list[HandledResult] = []
+
+    async def handler(result: HandledResult) -> None:
+        got.append(result)
+
+    llm.register_handler("distill", handler)
+    await run_until(clock, llm.resume())
+    await run_until(clock, _until(lambda: len(got) == 3))
+    (create,) = creates(emu)  # nothing had been created: the items went back to the queue, then out once
+    assert create.batch_request_count == 3
+    assert all(cid.endswith("-1") for cid in create.custom_ids)  # the dead claim's attempt was taken back
+    assert await _rows(migrated_url, "SELECT status FROM lore_batch_batches ORDER BY created_at") == [
+        ("failed",),
+        ("ended",),
+    ]
+
+
+async def test_a_batch_created_by_a_dead_leader_is_adopted_not_submitted_again(
+    make_durable: Callable[..., BatchLLMClient],
+    emu: AnthropicEmulator,
+    clock: IOClock,
+    migrated_url: str,
+    sdk: anthropic.AsyncAnthropic,
+) -> None:
+    claimed = await _dead_leader_claim(migrated_url, clock, count=3)
+    # The dead leader's create went through just before it died: the batch exists, the row says "creating".
+    await sdk.messages.batches.create(
+        requests=[{"custom_id": item.custom_id or "", "params": item.params} for item in claimed]  # type: ignore[misc]
+    )
+    llm = make_durable()
+    got: list[HandledResult] = []
+
+    async def handler(result: HandledResult) -> None:
+        got.append(result)
+
+    llm.register_handler("distill", handler)
+    await run_until(clock, llm.resume())
+    await run_until(clock, _until(lambda: len(got) == 3))
+    assert len(creates(emu)) == 1
+    assert await _rows(migrated_url, "SELECT status FROM lore_batch_batches") == [("ended",)]
+
+
+async def test_items_whose_credential_nobody_holds_wait_then_expire_with_a_clear_error(
+    make_durable: Callable[..., BatchLLMClient], emu: AnthropicEmulator, clock: IOClock, migrated_url: str
+) -> None:
+    llm = make_durable(registry=Registry({"s1": AuthCredential("api-key", OTHER_KEY)}))
+    call = asyncio.ensure_future(llm.prompt("sys", "orphan", worker="distill", session_id="s1"))
+    await run_until(clock, _until(lambda: llm.stats().total_queued == 1))  # the row is in
+    await _crash(llm)  # the only holder of OTHER_KEY is gone
+    call.cancel()
+    await asyncio.gather(call, return_exceptions=True)
+    waiting = make_durable(pool_settings=dataclasses.replace(FAST, credential_wait=300.0))
+    got: list[HandledResult] = []
+
+    async def handler(result: HandledResult) -> None:
+        got.append(result)
+
+    waiting.register_handler("distill", handler)
+    await run_until(clock, waiting.resume())
+    await advance(clock, 200.0)
+    assert await _rows(migrated_url, "SELECT state FROM lore_batch_items") == [("queued",)]  # waiting
+    await run_until(clock, _until(lambda: len(got) == 1))
+    error = got[0].error
+    assert isinstance(error, CredentialUnavailable)
+    assert error.credential_fp == AuthCredential("api-key", OTHER_KEY).fingerprint
+    assert error.waited >= 300.0
+    assert OTHER_KEY not in str(error)
+    assert creates(emu) == []
+
+
+async def _dead_leader_claim(url: str, clock: IOClock, *, count: int) -> list[StoredItem]:
+    """Rows as a leader leaves them when it dies between its claim and the end of its create."""
+    credential = AuthCredential("api-key", API_KEY)
+    store = PoolStore(url)
+    try:
+        now = datetime.fromtimestamp(clock.now(), UTC)
+        rows = []
+        for i in range(count):
+            call = PromptCall(
+                system="sys", user=f"d{i}", model=None, max_tokens=None, temperature=0, session_id=None,
+                worker="distill",
+            )  # fmt: skip
+            params = build_params(call, model="claude-sonnet-4-6", max_tokens=1024)
+            rows.append(
+                {
+                    "id": new_ulid(now.timestamp()),
+                    "credential_fp": credential.fingerprint,
+                    "provider": "anthropic",
+                    "workspace": None,
+                    "model": "claude-sonnet-4-6",
+                    "facade": "client",
+                    "worker": "distill",
+                    "tag": "background",
+                    "session_id": None,
+                    "params": params,
+                    "call": call_to_json(call),
+                    "params_bytes": params_size(params),
+                    "deadline": now + timedelta(hours=1),
+                    "state": "queued",
+                    "owner_id": "dead-host:1:00000000",
+                    "enqueued_at": now,
+                    "updated_at": now,
+                }
+            )
+        await store.insert_items(rows)
+        return await store.claim(
+            credential.fingerprint, None, limit=count, max_bytes=10**9, submission_id=new_ulid(now.timestamp()),
+            provider="anthropic", now=now,
+        )  # fmt: skip
+    finally:
+        await store.aclose()

@@ -63,6 +63,9 @@ __all__ = ["CredentialSource", "DurablePool"]
 
 logger = logging.getLogger(__name__)
 
+# Seconds (pool clock) a close waits for the loop's pass in progress to finish.
+CLOSE_PASS_BOUND = 10.0
+
 
 class CredentialSource(Protocol):
     """What the pool needs from a registry to resume batches: the credentials it holds, by fingerprint."""
@@ -132,6 +135,7 @@ class DurablePool:
         self._main: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock_due: dict[str, float] = {}
+        self._pending: tuple[list[dict[str, Any]], asyncio.Future[None]] | None = None
         self._next_heartbeat = 0.0
         self._next_sweep = 0.0
 
@@ -246,7 +250,7 @@ class DurablePool:
         future: asyncio.Future[LLMResponse] = asyncio.get_running_loop().create_future()
         self.waiters[item_id] = future
         try:
-            await self.store.insert_item(
+            await self._insert(
                 {
                     "id": item_id,
                     "credential_fp": credential.fingerprint,
@@ -273,6 +277,31 @@ class DurablePool:
         self.counters.total_queued += 1
         self.wake.set()
         return item_id, future
+
+    async def _insert(self, row: dict[str, Any]) -> None:
+        """Insert ``row`` together with every other row enqueued in the same turn of the loop (one transaction
+        for the calls of one ``asyncio.gather``); each caller gets the transaction's error, if any."""
+        batch = self._pending
+        if batch is None:
+            batch = self._pending = ([], asyncio.get_running_loop().create_future())
+            self.spawn(self._insert_pending(batch), name="lore_batch.pool.insert")
+        batch[0].append(row)
+        await asyncio.shield(batch[1])
+
+    async def _insert_pending(self, batch: tuple[list[dict[str, Any]], asyncio.Future[None]]) -> None:
+        rows, done = batch
+        await asyncio.sleep(0)  # callers scheduled in this turn join the same insert
+        self._pending = None
+        try:
+            await self.store.insert_items(rows)
+        except asyncio.CancelledError:
+            done.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - every caller of this insert gets the error
+            done.set_exception(exc)
+            done.exception()  # retrieved here too: every caller already holds it
+        else:
+            done.set_result(None)
 
     async def wait(
         self, item_id: str, future: asyncio.Future[LLMResponse], *, worker: str | None
@@ -309,7 +338,7 @@ class DurablePool:
     # -- the loop --------------------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while True:
+        while not self.closing:
             self.wake.clear()
             try:
                 wait = await self._tick()
@@ -497,6 +526,14 @@ class DurablePool:
         if self.pool_settings.on_close == "flush":
             await self.flush()
         self.closing = True
+        self.wake.set()
+        if self._main is not None:
+            # Let the pass in progress finish (a delivery half done would hand an item to a handler twice).
+            main = self._main
+            bound = asyncio.ensure_future(self.clock.sleep(CLOSE_PASS_BOUND if timeout is None else timeout))
+            waits: set[asyncio.Future[Any]] = {main, bound}
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            bound.cancel()
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:
             task.cancel()

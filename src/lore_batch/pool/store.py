@@ -159,9 +159,10 @@ class PoolStore(SqlStoreBase):
 
     # -- items in ---------------------------------------------------------------------------------------------
 
-    async def insert_item(self, values: dict[str, Any]) -> None:
-        """Insert one queued item."""
-        await self._run("enqueue batch item", insert(_items).values(**values))
+    async def insert_items(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert queued items, all in one transaction."""
+        async with self._write("enqueue batch items") as connection:
+            await connection.execute(insert(_items), list(rows))
 
     async def queued_groups(self, fp: str) -> list[GroupDue]:
         """The queued items of credential ``fp`` by workspace: count and oldest ``enqueued_at``."""
