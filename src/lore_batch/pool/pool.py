@@ -117,6 +117,9 @@ class DurablePool:
         if own_credential is not None:
             self.credentials[own_credential.fingerprint] = own_credential
         self.handlers: dict[str, ResultHandler] = {}
+        on_register = getattr(registry, "on_register", None)
+        if callable(on_register):  # a credential registered again: try to lead it (and resume its batches) now
+            on_register(lambda _fp: self.wake.set())
         self.waiters: dict[str, asyncio.Future[LLMResponse]] = {}
         self.leaders: dict[str, Leader] = {}
         self.local_errors: dict[str, BaseException] = {}
