@@ -17,6 +17,7 @@ message text or credentials.
         ├── CredentialUnavailable(credential_fp, waited)
         │                                      durable mode: no live process held the item's credential
         ├── FallbackFailed(error_type, status)  durable mode: another process's fallback failed; also an LLMError
+        ├── HandlerRetry(after)                a result handler asks to be called again later
         └── ClientClosed                       use after aclose(); also a lore_core ClosedError
             └── DispatcherClosed
 """
@@ -33,6 +34,7 @@ __all__ = [
     "CredentialUnavailable",
     "DispatcherClosed",
     "FallbackFailed",
+    "HandlerRetry",
     "NoCredentials",
     "UnsupportedParams",
     "UnsupportedProvider",
@@ -144,6 +146,19 @@ class FallbackFailed(BatchError, LLMError):
             status=status,
             error_type=error_type,
         )
+
+
+class HandlerRetry(BatchError):
+    """Raised by a result handler that cannot apply a result *yet* (the step it feeds is busy elsewhere): the
+    pool calls it again after ``after`` seconds, without counting an attempt, for up to
+    ``PoolSettings.handler_defer_limit`` seconds in all."""
+
+    retryable = True
+
+    def __init__(self, after: float, reason: str = "busy") -> None:
+        self.after = after
+        self.reason = reason
+        super().__init__(f"handler asks to be called again in {after:.0f}s ({reason})")
 
 
 class ClientClosed(BatchError, ClosedError):

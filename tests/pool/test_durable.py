@@ -103,10 +103,7 @@ async def _crash(client: BatchLLMClient) -> None:
     """Stop ``client``'s pool as a killed process would: no close, no release, no stopped_at."""
     pool = client._pool
     assert pool is not None
-    tasks = [task for task in pool._tasks if not task.done()]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await pool._tasks.cancel_all()
     leadership = pool.leadership
     connection = getattr(leadership, "_connection", None)
     if connection is not None:  # PostgreSQL: a dead process's session ends, and its advisory locks with it

@@ -49,6 +49,7 @@ from .poller import InFlightBatch, Poller
 from .results import ResultReader
 from .settings import EngineCounters, EngineSettings
 from .shutdown import NO_BATCH, cancel_unfinished, drain
+from .tasks import TaskSet
 
 __all__ = ["Engine", "EngineCounters", "EngineSettings"]
 
@@ -86,13 +87,12 @@ class Engine:
         )
         self.live: dict[str, Item] = {}
         self.known_batches: set[str] = set()
-        self.background_errors: list[BaseException] = []
         self.changed = asyncio.Event()
         self.closing = False
         self.closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_tasks: list[asyncio.Task[None]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -118,19 +118,12 @@ class Engine:
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Run ``coro`` as a background task of this engine; a failure is logged and kept."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
+        return self._tasks.spawn(coro, name=name)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            self.background_errors.append(error)
-            logger.error("background task %s failed", task.get_name(), exc_info=error)
+    @property
+    def background_errors(self) -> list[BaseException]:
+        """Failures of background tasks, oldest first."""
+        return self._tasks.errors
 
     # -- items in --------------------------------------------------------------------------------------------
 
@@ -372,10 +365,7 @@ class Engine:
             logger.error("close failed", exc_info=shutdown.exception())
         for item in list(self.live.values()):
             self.fail(item, BatchAbandoned(item.batch_id or NO_BATCH, item.custom_id or item.id))
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         self.closed = True
 
     def __repr__(self) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -42,7 +43,15 @@ if TYPE_CHECKING:
     from .core import Engine
     from .poller import InFlightBatch
 
-__all__ = ["AUTH_ERRORS", "FINAL_ERRORS", "RESULT_TYPES", "ResultLine", "ResultReader", "parse_line"]
+__all__ = [
+    "AUTH_ERRORS",
+    "FINAL_ERRORS",
+    "RESULT_TYPES",
+    "ResultLine",
+    "ResultReader",
+    "parse_line",
+    "stream_results",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +118,32 @@ def parse_line(raw: str) -> ResultLine | None:
         return None
 
 
+async def stream_results(
+    client: anthropic.AsyncAnthropic, batch_id: str, workspace: str | None, *, tolerant: bool
+) -> AsyncIterator[ResultLine]:
+    """The result lines of ``batch_id`` as they arrive.
+
+    Strict (``tolerant=False``): the SDK's decoder (``await results(id)``, then ``async for``); a JSON error or
+    an unusable line raises ``ValueError``. Tolerant: the SDK's streaming-response form read line by line,
+    skipping (and logging) unparsable lines, lines without a custom_id and unknown result types.
+    """
+    workspace_id: Any = workspace or anthropic.omit
+    if not tolerant:
+        decoder = await client.messages.batches.results(batch_id, workspace_id=workspace_id)
+        async for sdk_line in decoder:
+            yield ResultLine.from_sdk(sdk_line)
+        return
+    async with client.messages.batches.with_streaming_response.results(
+        batch_id, workspace_id=workspace_id
+    ) as response:
+        async for raw in response.iter_lines():
+            line = parse_line(raw)
+            if line is None:
+                logger.warning("results of batch %s: skipped an unusable line", batch_id)
+                continue
+            yield line
+
+
 class ResultReader:
     """Downloads results and applies them to the engine's items."""
 
@@ -149,24 +184,16 @@ class ResultReader:
         self.all_missing(batch, reason="missing")
 
     async def _read(self, batch: InFlightBatch) -> None:
-        client = batch.channel.client
-        decoder = await client.messages.batches.results(
-            batch.id, workspace_id=batch.group.workspace or anthropic.omit
-        )
-        async for line in decoder:
-            await self.apply(batch, ResultLine.from_sdk(line))
+        async for line in stream_results(
+            batch.channel.client, batch.id, batch.group.workspace, tolerant=False
+        ):
+            await self.apply(batch, line)
 
     async def _read_tolerant(self, batch: InFlightBatch) -> None:
-        client = batch.channel.client
-        async with client.messages.batches.with_streaming_response.results(
-            batch.id, workspace_id=batch.group.workspace or anthropic.omit
-        ) as response:
-            async for raw in response.iter_lines():
-                line = parse_line(raw)
-                if line is None:
-                    logger.warning("results of batch %s: skipped an unusable line", batch.id)
-                    continue
-                await self.apply(batch, line)
+        async for line in stream_results(
+            batch.channel.client, batch.id, batch.group.workspace, tolerant=True
+        ):
+            await self.apply(batch, line)
 
     async def apply(self, batch: InFlightBatch, line: ResultLine) -> None:
         """Apply one line (idempotent: a custom_id already applied is skipped)."""

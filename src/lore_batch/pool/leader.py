@@ -27,7 +27,7 @@ from lore_batch.engine.flusher import (
 )
 from lore_batch.engine.items import new_ulid
 from lore_batch.engine.poller import FIRST_POLL_GAP, MAX_POLL_RETRY_AFTER
-from lore_batch.engine.results import DOWNLOAD_ATTEMPTS, DOWNLOAD_WAITS, ResultLine, parse_line
+from lore_batch.engine.results import DOWNLOAD_ATTEMPTS, DOWNLOAD_WAITS, stream_results
 from lore_batch.limits import RETRYABLE_STATUSES, parse_retry_after
 
 from .outcomes import Outcomes
@@ -377,22 +377,8 @@ class Leader:
 
     async def _read(self, batch: StoredBatch, applied: set[str], *, tolerant: bool) -> None:
         assert batch.id is not None
-        client = self.channel.client
-        workspace: Any = batch.workspace or anthropic.omit
-        if not tolerant:
-            decoder = await client.messages.batches.results(batch.id, workspace_id=workspace)
-            async for sdk_line in decoder:
-                await self.outcomes.apply(batch, ResultLine.from_sdk(sdk_line), applied)
-            return
-        async with client.messages.batches.with_streaming_response.results(
-            batch.id, workspace_id=workspace
-        ) as response:
-            async for raw in response.iter_lines():
-                line = parse_line(raw)
-                if line is None:
-                    logger.warning("results of batch %s: skipped an unusable line", batch.id)
-                    continue
-                await self.outcomes.apply(batch, line, applied)
+        async for line in stream_results(self.channel.client, batch.id, batch.workspace, tolerant=tolerant):
+            await self.outcomes.apply(batch, line, applied)
 
     async def cancel_upstream(self, batch_id: str, submission_id: str) -> None:
         """Ask the provider to cancel ``batch_id`` (nobody waits on it any more); results are still read."""

@@ -11,14 +11,18 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from lore_batch.errors import HandlerRetry
 from lore_core.llm import LLMResponse
 from lore_core.workers.replay import REPLAYABLE_WORKERS, AnswerOutcome
 
 from .records import HandledResult, ResultHandler
 
-__all__ = ["AnswerSink", "lore_handlers"]
+__all__ = ["BUSY_RETRY", "AnswerSink", "lore_handlers"]
 
 logger = logging.getLogger(__name__)
+
+BUSY_RETRY = 60.0
+"""Seconds before a late answer whose step was busy is offered again (``HandlerRetry``)."""
 
 
 class AnswerSink(Protocol):
@@ -34,7 +38,9 @@ def lore_handlers(lore: AnswerSink) -> dict[str, ResultHandler]:
 
     Each applies a succeeded answer through ``lore.apply_answer`` and logs what became of it; a failed call
     (an errored result, a failed fallback) or a call without a session is logged and dropped: the engine's
-    next run asks again. A store failure raises, so the pool retries the handler later.
+    next run asks again. When the step is busy (running here, or its session lease held elsewhere, possibly by
+    a process that died holding it), it raises :class:`~lore_batch.errors.HandlerRetry` so the pool offers the
+    answer again every :data:`BUSY_RETRY` seconds. A store failure raises, so the pool retries the handler.
 
     Example::
 
@@ -58,6 +64,10 @@ def lore_handlers(lore: AnswerSink) -> dict[str, ResultHandler]:
             user=result.call.user,
             response=result.response,
         )
+        if not outcome.applied and outcome.detail.startswith("busy"):
+            # The same step holds the session (a lease a dead process may still hold for its full term):
+            # try again later rather than drop an answer that was paid for.
+            raise HandlerRetry(BUSY_RETRY, reason=outcome.detail)
         logger.info(
             "late %s answer for session %s: %s",
             result.worker,

@@ -38,8 +38,9 @@ from lore_batch.engine.items import PromptCall, build_params, new_ulid, params_s
 from lore_batch.engine.ledger import BACKGROUND_TAG, PROVIDER, Ledger
 from lore_batch.engine.poller import poll_gap
 from lore_batch.engine.settings import EngineCounters, EngineSettings
+from lore_batch.engine.tasks import TaskSet
 from lore_batch.engine.waits import sleep_or_wake
-from lore_batch.errors import BatchError, ClientClosed
+from lore_batch.errors import BatchError, ClientClosed, HandlerRetry
 from lore_batch.limits import CircuitBreaker
 from lore_batch.pricing import PricingCatalog
 from lore_core.llm import LLMClient, LLMResponse
@@ -117,9 +118,6 @@ class DurablePool:
         if own_credential is not None:
             self.credentials[own_credential.fingerprint] = own_credential
         self.handlers: dict[str, ResultHandler] = {}
-        on_register = getattr(registry, "on_register", None)
-        if callable(on_register):  # a credential registered again: try to lead it (and resume its batches) now
-            on_register(lambda _fp: self.wake.set())
         self.waiters: dict[str, asyncio.Future[LLMResponse]] = {}
         self.leaders: dict[str, Leader] = {}
         self.local_errors: dict[str, BaseException] = {}
@@ -127,8 +125,14 @@ class DurablePool:
         self.running_fallbacks: set[str] = set()
         self.own_creates: set[str] = set()
         self.parked: set[str] = set()
-        self.background_errors: list[BaseException] = []
+        # item id -> (monotonic time to call its handler again, first deferral) after a HandlerRetry
+        self.deferred: dict[str, tuple[float, float]] = {}
         self.wake = asyncio.Event()
+        on_register = getattr(registry, "on_register", None)
+        if callable(
+            on_register
+        ):  # a credential registered again: try to lead it (and resume its batches) now
+            on_register(lambda _fp: self.wake.set())
         self.closing = False
         self.closed = False
         self.flushing_all = False
@@ -136,7 +140,7 @@ class DurablePool:
         self._start_lock = asyncio.Lock()
         self._started = False
         self._main: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
         self._lock_due: dict[str, float] = {}
         self._pending: tuple[list[dict[str, Any]], asyncio.Future[None]] | None = None
         self._next_heartbeat = 0.0
@@ -187,19 +191,12 @@ class DurablePool:
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Run ``coro`` as a background task of this pool; a failure is logged and kept."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
+        return self._tasks.spawn(coro, name=name)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            self.background_errors.append(error)
-            logger.error("background task %s failed", task.get_name(), exc_info=error)
+    @property
+    def background_errors(self) -> list[BaseException]:
+        """Failures of background tasks and of loop passes, oldest first."""
+        return self._tasks.errors
 
     # -- credentials -----------------------------------------------------------------------------------------
 
@@ -368,7 +365,9 @@ class DurablePool:
             wait = await leader.step()
             if wait is not None:
                 waits.append(wait)
-        await self._deliver()
+        deferred = await self._deliver()
+        if deferred is not None:
+            waits.append(deferred)
         if now >= self._next_sweep:
             await self._expire_unheld()
             await self._orphans()
@@ -401,9 +400,10 @@ class DurablePool:
 
     # -- delivery --------------------------------------------------------------------------------------------
 
-    async def _deliver(self) -> None:
+    async def _deliver(self) -> float | None:
+        now = self.clock.monotonic()
         for item in await self.store.finished_for(self.process_id):
-            if item.id in self.parked:
+            if item.id in self.parked or self.deferred.get(item.id, (0.0, 0.0))[0] > now:
                 continue
             future = self.waiters.pop(item.id, None)
             if future is not None and not future.done():
@@ -413,6 +413,8 @@ class DurablePool:
                 await self._handle(item, self.handlers[item.worker])
             else:
                 self.parked.add(item.id)  # stays done until a process with a handler for it starts
+        due = [at for at, _ in self.deferred.values()]
+        return min(due) - now if due else None
 
     def _outcome(self, item: StoredItem) -> LLMResponse | BaseException:
         if item.state == "done" and item.result is not None:
@@ -448,6 +450,19 @@ class DurablePool:
         )
         try:
             await handler(result)
+        except HandlerRetry as retry:
+            now = self.clock.monotonic()
+            first = self.deferred.get(item.id, (now, now))[1]
+            if now - first < self.pool_settings.handler_defer_limit:
+                self.deferred[item.id] = (now + max(retry.after, 0.0), first)
+                logger.info(
+                    "handler for worker %s put item %s off by %.0fs", item.worker, item.id, retry.after
+                )
+                return
+            logger.warning("handler for worker %s kept putting item %s off: giving up", item.worker, item.id)
+            self.deferred.pop(item.id, None)
+            await self.store.move(item.id, expect=FINISHED, state="handler_failed", updated_at=self.wall())
+            return
         except Exception:
             attempts = item.handler_attempts + 1
             final = attempts >= self.pool_settings.handler_attempts
@@ -463,6 +478,7 @@ class DurablePool:
             )
             self.parked.add(item.id)
             return
+        self.deferred.pop(item.id, None)
         await self._delivered(item)
         logger.info("item %s handed to the %s handler", item.id, item.worker)
 
@@ -537,10 +553,7 @@ class DurablePool:
             waits: set[asyncio.Future[Any]] = {main, bound}
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             bound.cancel()
-        tasks = [t for t in self._tasks if not t.done()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         for item_id, future in list(self.waiters.items()):
             if not future.done():
                 future.set_exception(ClientClosed(f"client closed; item {item_id} stays in the store"))

@@ -21,7 +21,8 @@ class PoolSettings:
     ``delivery_interval``: how often a process reads its own finished rows (results stored by other processes).
     ``credential_wait``: a queued item whose credential no live process holds fails after this long.
     ``handler_attempts``: a result handler that raises is retried on later passes, then the item is
-    ``handler_failed``.
+    ``handler_failed``. ``handler_defer_limit``: how long in all a handler may put an item off by raising
+    :class:`~lore_batch.errors.HandlerRetry` (such deferrals count no attempt).
     ``on_close``: ``"leave"`` queued items for the next start, or ``"flush"`` them into batches first.
     """
 
@@ -32,6 +33,7 @@ class PoolSettings:
     delivery_interval: float = 1.0
     credential_wait: float = 3600.0
     handler_attempts: int = 3
+    handler_defer_limit: float = 3600.0
     on_close: OnClose = "leave"
 
     def problems(self) -> list[str]:

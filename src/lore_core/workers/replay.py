@@ -137,7 +137,8 @@ async def apply_answer(
     ``scheduler``'s workers, exactly as the coroutine that made the call would have (see the module docstring).
 
     Every outcome is recorded in ``worker_runs``: the step's own run when the answer was used (``ok``,
-    ``rejected`` or ``stale``), else a ``stale`` run carrying the answer's tokens. The replayed step is never
+    ``rejected`` or ``stale``), else a ``stale`` run carrying the answer's tokens; except ``busy``, which records
+    nothing because the caller is expected to offer the answer again once the step is free. The replayed step is never
     urgent (urgent calls are not batched).
 
     Raises:
@@ -167,7 +168,8 @@ async def apply_answer(
         result = await scheduler.curator.replay(session_id, replay)
     else:
         result = await _validate(scheduler, session_id, replay)
-    if not stored.served:
+    if not stored.served and not result.detail.startswith("busy"):
+        # A busy step is offered the answer again later (the batch layer's HandlerRetry): nothing is lost yet.
         await ctx.record_unused(
             worker, session_id=session_id, project=session.project, response=response, detail=result.detail
         )

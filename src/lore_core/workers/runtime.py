@@ -222,6 +222,10 @@ class WorkerContext:
             recorder.status, recorder.error_type = "error", type(exc).__name__
             recorder.error_detail = _error_detail(exc)
             raise
+        except asyncio.CancelledError:
+            # Cancelled (a close, a shutdown): nothing was written; never recorded as ok.
+            recorder.status, recorder.error_type = "error", "cancelled"
+            raise
         finally:
             await self._save(recorder)
 
