@@ -9,6 +9,7 @@ with both costs); wasted spend is ``sum(cost_usd)`` over ``batch_superseded`` (p
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
@@ -78,7 +79,8 @@ class CostTotals:
 
 @runtime_checkable
 class CostLog(Protocol):
-    """Where the facades write their request-log rows."""
+    """Where the facades write their request-log rows. A log may also offer
+    ``async record_many(entries)`` (one write for many rows); the engines use it when present."""
 
     async def record(self, entry: RequestLogEntry) -> None: ...
 
@@ -120,6 +122,11 @@ class MemoryCostLog:
         """Keep the row and add it to the totals."""
         self.entries.append(entry)
         self._totals.add(entry)
+
+    async def record_many(self, entries: Sequence[RequestLogEntry]) -> None:
+        """Keep the rows and add them to the totals."""
+        for entry in entries:
+            await self.record(entry)
 
     def totals(self) -> CostTotals:
         """The running sums (over every row ever recorded, not only those still in the ring)."""
@@ -186,6 +193,19 @@ class SqlCostLog(SqlStoreBase):
         async with self._write("record request") as connection:
             await connection.execute(insert(RequestLog).values(_values(entry)))
         self._totals.add(entry)
+
+    async def record_many(self, entries: Sequence[RequestLogEntry]) -> None:
+        """Insert ``entries`` in one transaction, then add them to :meth:`totals`.
+
+        Raises:
+            StoreError: the insert failed (nothing was written).
+        """
+        if not entries:
+            return
+        async with self._write("record requests") as connection:
+            await connection.execute(insert(RequestLog), [_values(entry) for entry in entries])
+        for entry in entries:
+            self._totals.add(entry)
 
     def totals(self) -> CostTotals:
         """Running sums over the rows recorded through this instance (no I/O); see :meth:`query_totals`."""

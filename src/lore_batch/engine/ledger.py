@@ -54,7 +54,39 @@ class Ledger:
         batch_id: str | None = None,
         custom_id: str | None = None,
     ) -> None:
-        """Write one row; ``usage=None`` logs a call that produced nothing billable (cost 0)."""
+        """Write one row (see :meth:`entry`); a failed write is logged, never raised."""
+        entry = self.entry(
+            route=route,
+            status=status,
+            model=model,
+            usage=usage,
+            tag=tag,
+            worker=worker,
+            session_id=session_id,
+            credential_fp=credential_fp,
+            latency_ms=latency_ms,
+            batch_id=batch_id,
+            custom_id=custom_id,
+        )
+        await self.write([entry])
+
+    def entry(
+        self,
+        *,
+        route: LogRoute,
+        status: LogStatus,
+        model: str,
+        usage: Usage | None,
+        tag: str | None,
+        worker: str | None,
+        session_id: str | None,
+        credential_fp: str | None,
+        latency_ms: int | None,
+        batch_id: str | None = None,
+        custom_id: str | None = None,
+    ) -> RequestLogEntry:
+        """One priced row; ``usage=None`` logs a call that produced nothing billable (cost 0). Adds batch
+        spend to :attr:`batch_cost`."""
         now = self.clock.now()
         ts = datetime.fromtimestamp(now, tz=UTC)
         cost: Decimal | None = Decimal(0)
@@ -73,7 +105,7 @@ class Ledger:
         if route == "batch" and cost is not None:
             self.batch_cost += cost
         usage = usage or Usage()
-        entry = RequestLogEntry(
+        return RequestLogEntry(
             id=new_ulid(now),
             ts=ts,
             provider=PROVIDER,
@@ -96,10 +128,25 @@ class Ledger:
             batch_id=batch_id,
             custom_id=custom_id,
         )
+
+    async def write(self, entries: list[RequestLogEntry]) -> None:
+        """Write rows (in one write when the log offers ``record_many``); a failure is logged, never raised."""
+        if not entries:
+            return
         try:
-            await self.cost_log.record(entry)
+            record_many = getattr(self.cost_log, "record_many", None)
+            if callable(record_many) and len(entries) > 1:
+                await record_many(entries)
+            else:
+                for entry in entries:
+                    await self.cost_log.record(entry)
         except Exception:
-            logger.exception("request log write failed: route=%s batch_id=%s", route, batch_id)
+            logger.exception(
+                "request log write failed: %d row(s), route=%s batch_id=%s",
+                len(entries),
+                entries[0].route,
+                entries[0].batch_id,
+            )
 
     async def record_item(
         self,

@@ -377,8 +377,14 @@ class Leader:
 
     async def _read(self, batch: StoredBatch, applied: set[str], *, tolerant: bool) -> None:
         assert batch.id is not None
-        async for line in stream_results(self.channel.client, batch.id, batch.workspace, tolerant=tolerant):
-            await self.outcomes.apply(batch, line, applied)
+        await self.outcomes.start(batch)
+        try:
+            async for line in stream_results(
+                self.channel.client, batch.id, batch.workspace, tolerant=tolerant
+            ):
+                await self.outcomes.apply(batch, line, applied)
+        finally:
+            await self.outcomes.flush(batch, applied)
 
     async def cancel_upstream(self, batch_id: str, submission_id: str) -> None:
         """Ask the provider to cancel ``batch_id`` (nobody waits on it any more); results are still read."""

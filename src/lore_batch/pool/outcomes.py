@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from anthropic.types import Message
 
-from lore_batch.costlog import LogRoute, LogStatus
+from lore_batch.costlog import LogRoute, LogStatus, RequestLogEntry
 from lore_batch.engine.items import chain_cause
 from lore_batch.engine.ledger import BACKGROUND_TAG
 from lore_batch.engine.results import AUTH_ERRORS, FINAL_ERRORS, ResultLine
@@ -33,6 +33,9 @@ __all__ = ["Outcomes"]
 
 logger = logging.getLogger(__name__)
 
+# Succeeded result lines stored per transaction.
+APPLY_CHUNK: Final = 500
+
 
 class Outcomes:
     """Item-row transitions for one leader."""
@@ -40,16 +43,28 @@ class Outcomes:
     def __init__(self, pool: DurablePool, leader: Leader) -> None:
         self.pool = pool
         self.leader = leader
+        self._current: dict[str, StoredItem] = {}
+        self._pending: list[tuple[StoredItem, Message]] = []
 
     # -- result lines ----------------------------------------------------------------------------------------
 
+    async def start(self, batch: StoredBatch) -> None:
+        """Before a download pass: load the items waiting on ``batch`` (one query instead of one per line)."""
+        assert batch.id is not None
+        items = await self.pool.store.items_in(self.leader.fp, ("in_batch",), batch_id=batch.id)
+        self._current = {item.custom_id: item for item in items if item.custom_id is not None}
+        self._pending = []
+
     async def apply(self, batch: StoredBatch, line: ResultLine, applied: set[str]) -> None:
-        """Apply one result line of ``batch`` (the first line per custom_id wins)."""
+        """Apply one result line of ``batch`` (the first line per custom_id wins). Succeeded lines are stored
+        in chunks of :data:`APPLY_CHUNK` (one transaction each); :meth:`flush` stores the rest."""
         if line.custom_id in applied:
             return
         applied.add(line.custom_id)
         pool = self.pool
-        item = await pool.store.item_by_custom_id(line.custom_id)
+        item = self._current.get(line.custom_id)
+        if item is None:
+            item = await pool.store.item_by_custom_id(line.custom_id)
         if item is None:
             logger.warning("batch %s: result for unknown custom_id %s ignored", batch.id, line.custom_id)
             return
@@ -58,23 +73,10 @@ class Outcomes:
                 logger.info("batch %s: late result %s logged as batch_superseded", batch.id, line.custom_id)
                 await self.record(item, "batch_superseded", "ok", message=line.message, batch_id=batch.id)
             return
-        now = pool.wall()
         if line.type == "succeeded" and line.message is not None:
-            usage = usage_from_api(line.message.usage, default_write_ttl="1h")
-            moved = await pool.store.move(
-                item.id,
-                expect=("in_batch",),
-                where_batch=batch.id,
-                state="done",
-                result=line.message.model_dump(mode="json"),
-                usage=dataclasses.asdict(usage),
-                route="batch",
-                finished_at=now,
-                updated_at=now,
-            )
-            if moved:
-                await self.record(item, "batch", "ok", message=line.message, batch_id=batch.id)
-                pool.finished(item)
+            self._pending.append((item, line.message))
+            if len(self._pending) >= APPLY_CHUNK:
+                await self.flush(batch, applied)
             return
         assert batch.id is not None
         error = BatchItemErrored(
@@ -94,6 +96,43 @@ class Outcomes:
             await self.fallback(item, error, expect=("in_batch",))
         else:
             await self.retry_or_fallback(item, error)
+
+    async def flush(self, batch: StoredBatch, applied: set[str]) -> None:
+        """Store the buffered succeeded results (one transaction), log them at batch prices (one write) and
+        wake their owners. If the store fails, their lines count as not applied (a retried download or the
+        next poll applies them)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        assert batch.id is not None
+        pool = self.pool
+        now = pool.wall()
+        rows = []
+        for item, message in pending:
+            usage = usage_from_api(message.usage, default_write_ttl="1h")
+            values = {
+                "state": "done",
+                "result": message.model_dump(mode="json"),
+                "usage": dataclasses.asdict(usage),
+                "route": "batch",
+                "finished_at": now,
+                "updated_at": now,
+            }
+            rows.append((item.id, values))
+        try:
+            moved = await pool.store.finish_many(batch.id, rows)
+        except BaseException:
+            applied.difference_update(item.custom_id or "" for item, _ in pending)
+            raise
+        entries = [
+            self.entry(item, "batch", "ok", message=message, batch_id=batch.id)
+            for item, message in pending
+            if item.id in moved
+        ]
+        await pool.ledger.write(entries)
+        for item, _ in pending:
+            if item.id in moved:
+                pool.finished(item)
 
     async def all_missing(self, batch: StoredBatch, *, applied: set[str], reason: str) -> None:
         """Every item still ``in_batch`` under ``batch`` without an applied line is missing."""
@@ -230,11 +269,26 @@ class Outcomes:
         model: str | None = None,
     ) -> None:
         """One request-log row for ``item``."""
+        entry = self.entry(item, route, status, message=message, batch_id=batch_id, usage=usage, model=model)
+        await self.pool.ledger.write([entry])
+
+    def entry(
+        self,
+        item: StoredItem,
+        route: LogRoute,
+        status: LogStatus,
+        *,
+        message: Message | None = None,
+        batch_id: str | None = None,
+        usage: Usage | None = None,
+        model: str | None = None,
+    ) -> RequestLogEntry:
+        """The request-log row for ``item``."""
         if message is not None:
             usage = usage_from_api(message.usage, default_write_ttl="1h")
             model = message.model
         extra: dict[str, Any] = {"batch_id": batch_id, "custom_id": item.custom_id} if batch_id else {}
-        await self.pool.ledger.record(
+        return self.pool.ledger.entry(
             route=route,
             status=status,
             model=model or item.model,

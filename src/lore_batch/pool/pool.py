@@ -402,17 +402,19 @@ class DurablePool:
 
     async def _deliver(self) -> float | None:
         now = self.clock.monotonic()
+        resolved: list[str] = []
         for item in await self.store.finished_for(self.process_id):
             if item.id in self.parked or self.deferred.get(item.id, (0.0, 0.0))[0] > now:
                 continue
             future = self.waiters.pop(item.id, None)
             if future is not None and not future.done():
                 self._resolve(future, item)
-                await self._delivered(item)
+                resolved.append(item.id)
             elif item.worker is not None and item.worker in self.handlers:
                 await self._handle(item, self.handlers[item.worker])
             else:
                 self.parked.add(item.id)  # stays done until a process with a handler for it starts
+        await self.store.mark_delivered(resolved, now=self.wall())
         due = [at for at, _ in self.deferred.values()]
         return min(due) - now if due else None
 

@@ -361,6 +361,35 @@ class PoolStore(SqlStoreBase):
         result = await self._run("move batch item", update(_items).where(*clauses).values(**values))
         return bool(result.rowcount == 1)
 
+    async def finish_many(self, batch_id: str, rows: Sequence[tuple[str, dict[str, Any]]]) -> set[str]:
+        """Store many outcomes of batch ``batch_id`` in one transaction: each ``(item_id, values)`` is set only
+        while that item is ``in_batch`` under this batch. Returns the ids that moved."""
+        moved: set[str] = set()
+        async with self._write("store batch results") as connection:
+            for item_id, values in rows:
+                result = await connection.execute(
+                    update(_items)
+                    .where(
+                        _items.c.id == item_id, _items.c.state == "in_batch", _items.c.batch_id == batch_id
+                    )
+                    .values(**values)
+                    .returning(_items.c.id)
+                )
+                if result.first() is not None:
+                    moved.add(item_id)
+        return moved
+
+    async def mark_delivered(self, item_ids: Sequence[str], *, now: datetime) -> None:
+        """Mark finished items ``delivered`` (one statement)."""
+        if not item_ids:
+            return
+        await self._run(
+            "mark items delivered",
+            update(_items)
+            .where(_items.c.id.in_(item_ids), _items.c.state.in_(FINISHED))
+            .values(state="delivered", delivered_at=now, updated_at=now),
+        )
+
     async def items_in(
         self,
         fp: str,
