@@ -117,7 +117,7 @@ async def test_three_processes_pool_their_calls_into_shared_batches(
 ) -> None:
     emu, base_url = served
     per_process, processes = 100, 3
-    start_at = time.time() + 4.0  # every process is up and registered before any enqueues
+    start_at = time.time() + 6.0  # every process is up and registered before any enqueues
     procs = [
         await _spawn(
             "pool",
