@@ -1,7 +1,8 @@
 """lore-memory's batching: pool non-urgent LLM calls into the Anthropic Message Batches API.
 
 What exists today: :class:`BatchLLMClient` (memory mode: queue, flush, create, poll, results, fallback, bounded
-close), the synchronous :class:`AnthropicLLMClient` (one retry layer, a background circuit breaker and
+close; durable mode with ``store=``: rows shared by every process on the store, see :mod:`lore_batch.pool`),
+:class:`FleetDispatcher` (any agent's ``messages.create`` calls routed by latency budget), the synchronous :class:`AnthropicLLMClient` (one retry layer, a background circuit breaker and
 concurrency cap), credentials with masked reprs and the per-session :class:`CredentialRegistry`, the
 ``BatchError`` branch of the error tree, the pricing catalog (:mod:`lore_batch.pricing`) and the Anthropic API
 emulator (:mod:`lore_batch.emulator`).
@@ -16,6 +17,7 @@ from lore_batch.auth import (
     resolve_auth,
 )
 from lore_batch.client import BatchClientStats, BatchLLMClient
+from lore_batch.dispatcher import DispatchStats, FleetDispatcher, PendingBatch, RoutingPolicy
 from lore_batch.errors import (
     BatchAbandoned,
     BatchError,
@@ -44,11 +46,15 @@ __all__ = [
     "ClientClosed",
     "CredentialRegistry",
     "CredentialUnavailable",
+    "DispatchStats",
     "DispatcherClosed",
     "FallbackFailed",
+    "FleetDispatcher",
     "HandlerRetry",
     "NoCredentials",
+    "PendingBatch",
     "RetryPolicy",
+    "RoutingPolicy",
     "UnsupportedParams",
     "UnsupportedProvider",
     "auth_headers",

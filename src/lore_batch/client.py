@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Final
 
 import anthropic
+from anthropic.types import Message
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lore_batch.auth import AuthCredential, CredentialResolver
@@ -21,7 +22,7 @@ from lore_batch.clock import Clock, SystemClock
 from lore_batch.costlog import CostLog, MemoryCostLog, SqlCostLog
 from lore_batch.engine import Engine, EngineSettings
 from lore_batch.engine.channels import client_credential
-from lore_batch.engine.items import PromptCall
+from lore_batch.engine.items import PromptCall, build_params
 from lore_batch.engine.ledger import BACKGROUND_TAG, PROVIDER
 from lore_batch.engine.poller import FIRST_POLL_GAP
 from lore_batch.errors import NoCredentials, UnsupportedProvider
@@ -30,7 +31,8 @@ from lore_batch.pool.pool import DurablePool
 from lore_batch.pool.records import ResultHandler
 from lore_batch.pool.settings import OnClose, PoolSettings
 from lore_batch.pool.store import PoolStore
-from lore_batch.sync_client import resolve_model
+from lore_batch.sync_client import llm_response_from_message, resolve_model
+from lore_batch.usage import usage_from_api
 from lore_core.errors import ConfigError
 from lore_core.llm import LLMClient, LLMResponse
 from lore_core.settings import Settings
@@ -261,11 +263,17 @@ class BatchLLMClient:
         except Exception:
             self._direct_failed += 1
             raise
+        params = build_params(
+            call, model=model_id, max_tokens=self.max_tokens if max_tokens is None else max_tokens
+        )
         item = engine.new_item(
-            call,
+            params,
             credential=credential,
             model=model_id,
-            max_tokens=self.max_tokens if max_tokens is None else max_tokens,
+            send=engine.fallbacks.prompt_sender(call),
+            convert=_batch_response,
+            worker=worker,
+            session_id=session_id,
         )
         if (
             engine.disabled.blocks(credential, session_id=session_id)
@@ -273,15 +281,17 @@ class BatchLLMClient:
             or not engine.can_enter_batch(item, self.clock.monotonic())
         ):
             engine.fallback_now(item)
-            return await engine.wait(item)
+            answer: LLMResponse = await engine.wait(item)
+            return answer
         if self._pool is not None:
             item.future.cancel()  # the pool keeps its own future; this one was never handed out
             item_id, future = await self._pool.enqueue(
-                call, credential=credential, model=model_id, max_tokens=item.params["max_tokens"]
+                call, credential=credential, model=model_id, max_tokens=params["max_tokens"]
             )
             return await self._pool.wait(item_id, future, worker=worker)
         engine.enqueue(item)
-        return await engine.wait(item)
+        answer = await engine.wait(item)
+        return answer
 
     async def resume(self) -> None:
         """Durable mode: start this process's part of the pool now, without a call: register the process,
@@ -412,6 +422,14 @@ class BatchLLMClient:
             f"BatchLLMClient(disabled={self.disabled}, registry={'yes' if self._registry is not None else 'no'}, "
             f"engine={self._engine!r})"
         )
+
+
+def _batch_response(message: Message) -> LLMResponse:
+    """What a ``prompt`` caller gets from a succeeded batch result (cache writes at the 1-hour TTL it asked)."""
+    return dataclasses.replace(
+        llm_response_from_message(message, route="batch"),
+        usage=usage_from_api(message.usage, default_write_ttl="1h"),
+    )
 
 
 def _provider(model: str | None) -> str:

@@ -19,14 +19,15 @@ awaited up to ``shutdown_grace``, then cancelled upstream with their waiters fai
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import random
-from collections.abc import Coroutine
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anthropic
 from anthropic.types import Message
+from anthropic.types.messages import MessageBatch
 
 from lore_batch.auth import AuthCredential
 from lore_batch.clock import Clock
@@ -34,16 +35,15 @@ from lore_batch.costlog import CostLog
 from lore_batch.errors import BatchAbandoned, BatchError
 from lore_batch.limits import CircuitBreaker
 from lore_batch.pricing import PricingCatalog
-from lore_batch.sync_client import llm_response_from_message
 from lore_batch.usage import usage_from_api
-from lore_core.llm import LLMClient, LLMResponse
+from lore_core.llm import LLMClient
 
 from .channels import Channels
 from .disable import DisableList
 from .fallback import FallbackExecutor
 from .flusher import Flusher
 from .grouping import group_by
-from .items import GroupKey, Item, ItemState, PromptCall, build_params, chain_cause, new_ulid, params_size
+from .items import GroupKey, Item, ItemState, chain_cause, new_ulid, params_size
 from .ledger import BACKGROUND_TAG, PROVIDER, Ledger
 from .poller import InFlightBatch, Poller
 from .results import ResultReader
@@ -55,13 +55,16 @@ __all__ = ["Engine", "EngineCounters", "EngineSettings"]
 
 logger = logging.getLogger(__name__)
 
+# Recent batch turnarounds kept to plan deadlines with.
+TURNAROUND_SAMPLES = 20
+
 
 class Engine:
     """Queues items, batches them per group, polls, applies results and falls back (memory mode)."""
 
     def __init__(
         self,
-        inner: LLMClient,
+        inner: LLMClient | None,
         client: anthropic.AsyncAnthropic,
         *,
         settings: EngineSettings,
@@ -86,6 +89,10 @@ class Engine:
             inner, limit=settings.fallback_concurrency, breaker=breaker, spawn=self.spawn
         )
         self.live: dict[str, Item] = {}
+        # Seconds from create to "ended" of recent batches (not cancelled ones): the observed turnaround.
+        self.turnarounds: deque[float] = deque(maxlen=TURNAROUND_SAMPLES)
+        # Called with each created (or adopted) batch and its request count (FleetDispatcher's callback).
+        self.on_created: Callable[[MessageBatch, int], None] | None = None
         self.known_batches: set[str] = set()
         self.changed = asyncio.Event()
         self.closing = False
@@ -127,21 +134,39 @@ class Engine:
 
     # -- items in --------------------------------------------------------------------------------------------
 
-    def new_item(self, call: PromptCall, *, credential: AuthCredential, model: str, max_tokens: int) -> Item:
-        """An item for ``call`` (not yet queued); its rescue time counts from now."""
-        params = build_params(call, model=model, max_tokens=max_tokens)
+    def new_item(
+        self,
+        params: dict[str, Any],
+        *,
+        credential: AuthCredential,
+        model: str,
+        send: Callable[[], Awaitable[Any]],
+        convert: Callable[[Message], Any],
+        worker: str | None = None,
+        session_id: str | None = None,
+        tag: str | None = BACKGROUND_TAG,
+        deadline_in: float | None = None,
+    ) -> Item:
+        """An item for a Messages request ``params`` (not yet queued). Its rescue time is ``deadline_in`` (or
+        ``give_up_after``) seconds from now, less the sync reserve; ``send`` is its fallback, ``convert`` turns
+        a succeeded result into what its caller gets."""
         now, wall = self.clock.monotonic(), self.clock.now()
+        deadline = self.settings.give_up_after if deadline_in is None else deadline_in
         return Item(
             id=new_ulid(wall),
-            call=call,
             params=params,
+            send=send,
+            convert=convert,
+            worker=worker,
+            session_id=session_id,
+            tag=tag,
             credential=credential,
             group=GroupKey(credential.fingerprint, PROVIDER, credential.workspace),
             model=model,
             size=params_size(params),
             enqueued_at=now,
             enqueued_wall=wall,
-            rescue_at=now + self.settings.give_up_after - self.settings.sync_reserve,
+            rescue_at=now + deadline - self.settings.sync_reserve,
             future=asyncio.get_running_loop().create_future(),
         )
 
@@ -163,7 +188,7 @@ class Engine:
         self.live[item.id] = item
         self.fallback(item, None)
 
-    async def wait(self, item: Item) -> LLMResponse:
+    async def wait(self, item: Item) -> Any:
         """Await ``item``'s answer; a cancelled caller abandons the item."""
         try:
             return await asyncio.shield(item.future)
@@ -171,9 +196,22 @@ class Engine:
             self.abandon(item)
             raise
 
+    def turnaround(self) -> float:
+        """The batch turnaround to plan with: the 90th percentile of the recent observed turnarounds, never
+        below ``min_turnaround``."""
+        if not self.turnarounds:
+            return self.settings.min_turnaround
+        ordered = sorted(self.turnarounds)
+        p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+        return max(self.settings.min_turnaround, p90)
+
     def can_enter_batch(self, item: Item, now: float) -> bool:
         """Whether ``item`` still has time for a window and a batch turnaround before its rescue time."""
-        return item.rescue_at - now >= self.settings.window + self.settings.min_turnaround
+        return item.rescue_at - now >= self.settings.window + self.turnaround()
+
+    def can_flush(self, item: Item, now: float) -> bool:
+        """Whether ``item``, flushed now, still has time for a batch turnaround before its rescue time."""
+        return item.rescue_at - now >= self.turnaround()
 
     # -- settling --------------------------------------------------------------------------------------------
 
@@ -185,10 +223,7 @@ class Engine:
 
     async def deliver_batch(self, item: Item, batch_id: str, message: Message) -> None:
         """Deliver a succeeded result (logged at batch prices first)."""
-        response = dataclasses.replace(
-            llm_response_from_message(message, route="batch"),
-            usage=usage_from_api(message.usage, default_write_ttl="1h"),
-        )
+        response = item.convert(message)
         await self.ledger.record_item(
             item, route="batch", status="ok", message=message, batch_id=batch_id, custom_id=item.custom_id
         )
@@ -219,7 +254,7 @@ class Engine:
         item.state = "rescued"
         self.fallbacks.submit(
             item.id,
-            item.call,
+            item.send,
             done=lambda response: self.fallback_done(item, response),
             failed=lambda error: self.fallback_failed(item, error),
             abandoned=lambda: self._left(item),
@@ -231,18 +266,21 @@ class Engine:
             return True
         return False
 
-    async def fallback_done(self, item: Item, response: LLMResponse) -> None:
-        """A fallback answered."""
-        await self.ledger.record(
+    async def fallback_done(self, item: Item, response: Any) -> None:
+        """A fallback answered (an ``LLMResponse`` or a ``Message``, as the item's facade sends)."""
+        if isinstance(response, Message):
+            usage, model = usage_from_api(response.usage), response.model
+        else:
+            usage, model = response.usage, response.model
+        await self.ledger.record_item(
+            item,
             route="fallback",
             status="ok",
-            model=response.model,
-            usage=response.usage,
-            tag=BACKGROUND_TAG,
-            worker=item.call.worker,
-            session_id=item.call.session_id,
-            credential_fp=item.group.credential_fp,
-            latency_ms=int((self.clock.monotonic() - item.enqueued_at) * 1000),
+            message=None,
+            batch_id=None,
+            custom_id=None,
+            usage=usage,
+            model=model,
         )
         if item.future.done():
             self.settle(item, "abandoned")
@@ -269,7 +307,7 @@ class Engine:
             item.attempts < self.settings.max_attempts
             and self.can_enter_batch(item, now)
             and not self.closing
-            and not self.disabled.blocks(item.credential, session_id=item.call.session_id)
+            and not self.disabled.blocks(item.credential, session_id=item.session_id)
         ):
             item.cause = chain_cause(cause, item.cause) if cause is not item.cause else cause
             self.counters.resubmitted += 1
@@ -282,7 +320,7 @@ class Engine:
     def disable(self, items: list[Item], *, status_code: int | None, reason: str) -> None:
         """Put each credential of ``items``, and each (session, scheme) among them, on the disable list."""
         for group in group_by(items, lambda item: item.credential.fingerprint).values():
-            sessions = sorted({item.call.session_id for item in group if item.call.session_id is not None})
+            sessions = sorted({item.session_id for item in group if item.session_id is not None})
             self.disabled.disable(
                 group[0].credential, sessions=sessions, status_code=status_code, reason=reason
             )

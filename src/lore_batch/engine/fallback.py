@@ -17,7 +17,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from lore_batch.limits import CircuitBreaker, ConcurrencyLimit
+import anthropic
+
+from lore_batch.errors import BatchError
+from lore_batch.limits import CircuitBreaker, ConcurrencyLimit, parse_retry_after
 from lore_core.errors import RateLimitedError
 from lore_core.llm import LLMClient, LLMResponse
 
@@ -40,7 +43,7 @@ class FallbackExecutor:
 
     def __init__(
         self,
-        inner: LLMClient,
+        inner: LLMClient | None,
         *,
         limit: int,
         breaker: CircuitBreaker,
@@ -56,26 +59,32 @@ class FallbackExecutor:
     def submit(
         self,
         key: str,
-        call: PromptCall,
+        send: Callable[[], Awaitable[Any]],
         *,
-        done: Callable[[LLMResponse], Awaitable[None]],
+        done: Callable[[Any], Awaitable[None]],
         failed: Callable[[BaseException], Awaitable[None]],
         abandoned: Callable[[], Awaitable[bool]],
     ) -> asyncio.Task[None]:
-        """Start the fallback of ``call`` (``key`` names it in logs) in its own task.
+        """Start a fallback (``key`` names it in logs) in its own task: ``send()`` makes the synchronous call.
 
         ``abandoned()`` is asked just before sending (the caller may have left while it waited); then
-        ``done(response)`` or ``failed(error)`` reports the outcome.
+        ``done(result)`` or ``failed(error)`` reports the outcome.
         """
         task: asyncio.Task[None] = self._spawn(
-            self._run(key, call, done, failed, abandoned), name="lore_batch.fallback"
+            self._run(key, send, done, failed, abandoned), name="lore_batch.fallback"
         )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
 
+    def prompt_sender(self, call: PromptCall) -> Callable[[], Awaitable[LLMResponse]]:
+        """The fallback of an ``LLMClient.prompt`` call: :meth:`replay` of ``call``."""
+        return lambda: self.replay(call)
+
     async def replay(self, call: PromptCall) -> LLMResponse:
         """Send the original call through ``inner`` (non-urgent); returns its answer as route fallback."""
+        if self.inner is None:
+            raise BatchError("this engine has no inner LLMClient to replay prompt calls through")
         response = await self.inner.prompt(
             call.system,
             call.user,
@@ -91,8 +100,8 @@ class FallbackExecutor:
     async def _run(
         self,
         key: str,
-        call: PromptCall,
-        done: Callable[[LLMResponse], Awaitable[None]],
+        send: Callable[[], Awaitable[Any]],
+        done: Callable[[Any], Awaitable[None]],
         failed: Callable[[BaseException], Awaitable[None]],
         abandoned: Callable[[], Awaitable[bool]],
     ) -> None:
@@ -104,9 +113,9 @@ class FallbackExecutor:
                 if await abandoned():  # the caller left while this waited
                     return
                 try:
-                    response = await self.replay(call)
-                except RateLimitedError as exc:
-                    self.breaker.trip(exc.retry_after, sent_epoch=epoch)
+                    response = await send()
+                except (RateLimitedError, anthropic.RateLimitError) as exc:
+                    self.breaker.trip(_retry_after(exc, self.breaker.clock.now()), sent_epoch=epoch)
                     if attempt < RATE_LIMIT_ATTEMPTS:
                         logger.info(
                             "fallback of %s rate limited (send %d): again after the breaker", key, attempt
@@ -121,3 +130,12 @@ class FallbackExecutor:
 
     def __repr__(self) -> str:
         return f"FallbackExecutor(limit={self.limit!r}, running={len(self.tasks)}, breaker={self.breaker!r})"
+
+
+def _retry_after(exc: Exception, now: float) -> float | None:
+    """The Retry-After of a rate limit: ours carries it, the SDK's has it in the response headers."""
+    if isinstance(exc, RateLimitedError):
+        return exc.retry_after
+    if isinstance(exc, anthropic.RateLimitError):
+        return parse_retry_after(exc.response.headers, now=now)
+    return None

@@ -46,6 +46,8 @@ CREATE_WAITS: Final = (5.0, 20.0)
 MAX_CREATE_RETRY_AFTER: Final = 120.0
 # How many of the credential's newest batches the adoption check reads.
 ADOPTION_LIST_LIMIT: Final = 20
+# Seconds an early flush (for a deadline) leaves before the last moment a batch could still make it.
+EARLY_FLUSH_SLACK: Final = 1.0
 # Slack for providers that report created_at in whole seconds.
 _CREATED_AT_SLACK: Final = 1.0
 
@@ -88,22 +90,31 @@ class Queue:
         return list(self._groups)
 
     def due(
-        self, now: float, *, window: float, flush_now: int, skip: Set[str] = frozenset()
+        self,
+        now: float,
+        *,
+        window: float,
+        flush_now: int,
+        turnaround: float = 0.0,
+        skip: Set[str] = frozenset(),
     ) -> list[GroupKey]:
-        """Groups whose oldest item has waited ``window`` seconds, or that hold ``flush_now`` items; groups
-        of the credential fingerprints in ``skip`` are left out."""
+        """Groups whose oldest item has waited ``window`` seconds, that hold ``flush_now`` items, or holding an
+        item that must leave now to make a ``turnaround`` before its rescue time; groups of the credential
+        fingerprints in ``skip`` are left out."""
         return [
             key
             for key, group in self._groups.items()
             if key.credential_fp not in skip
-            and (len(group) >= flush_now or _opened_at(group) + window <= now)
+            and (len(group) >= flush_now or _due_at(group, window, turnaround) <= now)
         ]
 
-    def next_due(self, *, window: float, skip: Set[str] = frozenset()) -> float | None:
+    def next_due(
+        self, *, window: float, turnaround: float = 0.0, skip: Set[str] = frozenset()
+    ) -> float | None:
         """When the next group (not of a fingerprint in ``skip``) falls due by time; ``None`` if none will."""
         return min(
             (
-                _opened_at(group) + window
+                _due_at(group, window, turnaround)
                 for key, group in self._groups.items()
                 if key.credential_fp not in skip
             ),
@@ -123,6 +134,13 @@ class Queue:
 
 def _opened_at(group: dict[str, Item]) -> float:
     return min(item.enqueued_at for item in group.values())
+
+
+def _due_at(group: dict[str, Item], window: float, turnaround: float) -> float:
+    """The window's end, or earlier when an item's deadline needs the batch to leave sooner (an early flush)."""
+    by_window = _opened_at(group) + window
+    by_deadline = min(item.rescue_at for item in group.values()) - turnaround - EARLY_FLUSH_SLACK
+    return min(by_window, by_deadline)
 
 
 def _request_total(batch: anthropic.types.messages.MessageBatch) -> int:
@@ -153,11 +171,16 @@ class Flusher:
         while True:
             self.wake.clear()
             now = clock.monotonic()
+            turnaround = self.engine.turnaround()
             for key in self.queue.due(
-                now, window=settings.window, flush_now=settings.flush_now, skip=self.blocked
+                now,
+                window=settings.window,
+                flush_now=settings.flush_now,
+                turnaround=turnaround,
+                skip=self.blocked,
             ):
                 self._submit_group(key)
-            next_due = self.queue.next_due(window=settings.window, skip=self.blocked)
+            next_due = self.queue.next_due(window=settings.window, turnaround=turnaround, skip=self.blocked)
             await sleep_or_wake(clock, None if next_due is None else next_due - now, self.wake)
 
     def flush_all(self) -> list[asyncio.Task[None]]:
@@ -204,9 +227,9 @@ class Flusher:
         for item in items:
             if item.future.done():
                 engine.settle(item, "abandoned")
-            elif engine.disabled.blocks(
-                item.credential, session_id=item.call.session_id
-            ) or not engine.can_enter_batch(item, now):
+            elif engine.disabled.blocks(item.credential, session_id=item.session_id) or not engine.can_flush(
+                item, now
+            ):
                 engine.fallback(item, None)
             else:
                 ready.append(item)

@@ -17,11 +17,13 @@ import asyncio
 import json
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from anthropic.types import Message
+
 from lore_batch.auth import AuthCredential
-from lore_core.llm import LLMResponse
 
 __all__ = [
     "CUSTOM_ID_PATTERN",
@@ -147,12 +149,18 @@ class Item:
     """One queued call and everything the engine knows about it.
 
     Times are the engine clock's ``monotonic()`` readings, except ``enqueued_wall`` (epoch seconds).
-    ``cause`` is the latest batch-side failure, chained under a fallback's error if that fails too.
+    ``cause`` is the latest batch-side failure, chained under a fallback's error if that fails too. The facade
+    that made the item says what its caller gets: ``convert`` turns a succeeded batch result into it, ``send``
+    answers the call synchronously (the fallback: an exact replay of the original call).
     """
 
     id: str
-    call: PromptCall
     params: dict[str, Any]
+    send: Callable[[], Awaitable[Any]] = field(repr=False)
+    convert: Callable[[Message], Any] = field(repr=False)
+    worker: str | None
+    session_id: str | None
+    tag: str | None
     credential: AuthCredential
     group: GroupKey
     model: str
@@ -160,7 +168,7 @@ class Item:
     enqueued_at: float
     enqueued_wall: float
     rescue_at: float
-    future: asyncio.Future[LLMResponse]
+    future: asyncio.Future[Any]
     state: ItemState = "queued"
     attempts: int = 0
     custom_id: str | None = None

@@ -120,6 +120,11 @@ class Poller:
         logger.info(
             "batch %s created: credential=%s requests=%d", batch.id, group.credential_fp, len(batch.items)
         )
+        if engine.on_created is not None:
+            try:
+                engine.on_created(created, len(batch.items))
+            except Exception:
+                logger.exception("on_batch_submitted callback failed for batch %s", batch.id)
         engine.check_waiters(batch)
         self.wake.set()
 
@@ -170,6 +175,9 @@ class Poller:
             self._reschedule(batch)
         else:
             if status.processing_status == "ended":
+                if not batch.cancel_sent:  # a cancelled batch's age says nothing about turnaround
+                    self.engine.turnarounds.append(self.engine.clock.monotonic() - batch.created_at)
+                    self.engine.flusher.wake.set()  # queued deadlines are judged against it
                 await self.engine.results.download(batch, archived=status.archived_at is not None)
                 self.forget(batch)
             else:

@@ -221,7 +221,9 @@ class Outcomes:
         async def abandoned() -> bool:
             return False  # durable: the answer is stored for the owner or a handler either way
 
-        pool.fallbacks.submit(item.id, item.call, done=done, failed=failed, abandoned=abandoned)
+        pool.fallbacks.submit(
+            item.id, pool.fallbacks.prompt_sender(item.call), done=done, failed=failed, abandoned=abandoned
+        )
 
     # -- rescues ---------------------------------------------------------------------------------------------
 
