@@ -36,9 +36,10 @@ import anthropic
 from anthropic.resources.messages import AsyncMessages
 from anthropic.types import Message
 from anthropic.types.messages import MessageBatch
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lore_batch.clock import Clock, SystemClock
-from lore_batch.costlog import CostLog, MemoryCostLog
+from lore_batch.costlog import CostLog, MemoryCostLog, SqlCostLog
 from lore_batch.engine import Engine, EngineSettings
 from lore_batch.engine.channels import client_credential
 from lore_batch.engine.grouping import MAX_BATCH_REQUESTS
@@ -187,7 +188,9 @@ class FleetDispatcher:
     ``client`` is the ``AsyncAnthropic`` whose credential every call uses. Use it as an async context manager,
     or just call it: it starts lazily in the running loop and never hangs. After :meth:`aclose` it raises
     :class:`~lore_batch.errors.DispatcherClosed`. ``on_batch_submitted(PendingBatch)`` runs after each create
-    (an exception from it is logged with its traceback). ``cost_log`` gets one row per call.
+    (an exception from it is logged with its traceback). ``cost_log`` gets one row per call; with ``store`` (a
+    database URL or ``AsyncEngine`` at schema head) and no ``cost_log``, the rows go to the store's request-log
+    table, where ``lore advise`` reads them. The queue itself stays in memory (no durable dispatcher yet).
 
     Example::
 
@@ -201,6 +204,7 @@ class FleetDispatcher:
         client: anthropic.AsyncAnthropic,
         *,
         policy: RoutingPolicy | None = None,
+        store: AsyncEngine | str | None = None,
         on_batch_submitted: Callable[[PendingBatch], object] | None = None,
         clock: Clock | None = None,
         cost_log: CostLog | None = None,
@@ -211,6 +215,9 @@ class FleetDispatcher:
         self.policy = policy or RoutingPolicy()
         self.client = client
         self.clock: Clock = clock or SystemClock()
+        self._owned_log: SqlCostLog | None = None
+        if cost_log is None and store is not None:
+            cost_log = self._owned_log = SqlCostLog(store)
         self.cost_log: CostLog = cost_log if cost_log is not None else MemoryCostLog()
         self.disabled = (
             Settings.from_env().batch_disabled if self.policy.disabled is None else self.policy.disabled
@@ -331,6 +338,8 @@ class FleetDispatcher:
         """Close: queued calls are answered sync, batches in flight get the shutdown grace, then are cancelled
         upstream and their callers get :class:`~lore_batch.errors.BatchAbandoned`; ``timeout`` bounds it."""
         await self._engine.aclose(timeout)
+        if self._owned_log is not None:
+            await self._owned_log.aclose()
 
     async def __aenter__(self) -> FleetDispatcher:
         return self

@@ -261,3 +261,17 @@ async def test_sync_errors_pass_through_and_every_call_is_logged(
     rows = [(row.route, row.status, row.tag) for row in cost_log.entries]
     assert rows == [("sync", "error", None), ("sync", "ok", "interactive"), ("batch", "ok", "background")]
     assert fleet.stats.errors == 1
+
+
+async def test_with_a_store_every_call_lands_in_the_request_log_table(
+    emu: AnthropicEmulator, clock: StepClock, sdk: Any, migrated_url: str
+) -> None:
+    from lore_batch.costlog import SqlCostLog
+
+    fleet = FleetDispatcher(sdk, clock=clock, jitter=0.0, store=migrated_url)
+    await fleet.submit(tag="chat", **_params("now"))
+    await run_until(clock, fleet.submit_batch(**_params("later")))
+    await run_until(clock, fleet.aclose())
+    async with SqlCostLog(migrated_url) as log:
+        rows = await log.rows()
+    assert sorted((row.route, row.tag) for row in rows) == [("batch", "background"), ("sync", "chat")]
