@@ -29,6 +29,7 @@ from lore_batch.engine.items import new_ulid
 from lore_batch.engine.poller import FIRST_POLL_GAP, MAX_POLL_RETRY_AFTER
 from lore_batch.engine.results import DOWNLOAD_ATTEMPTS, DOWNLOAD_WAITS, stream_results
 from lore_batch.limits import RETRYABLE_STATUSES, parse_retry_after
+from lore_core.errors import StoreError
 
 from .outcomes import Outcomes
 from .records import StoredBatch, StoredItem
@@ -111,8 +112,10 @@ class Leader:
         for group in await pool.store.queued_groups(self.fp):
             due_in = (group.oldest + timedelta(seconds=settings.window) - now).total_seconds()
             if group.count >= settings.flush_now or due_in <= 0 or pool.flushing_all:
-                await self.flush(group.workspace, now=now)
-                waits.append(0.0 if group.count > settings.max_requests else settings.window)
+                claimed = await self.flush(group.workspace, now=now)
+                more = claimed and group.count > settings.max_requests
+                # Nothing claimed: the in-flight cap is full; look again after a poll pass, not in a spin.
+                waits.append(0.0 if more else settings.window if claimed else FIRST_POLL_GAP)
             else:
                 waits.append(due_in)
         rescue_in = await self.outcomes.rescue_in_batch(now)
@@ -132,14 +135,14 @@ class Leader:
                 waits.append(poll_in)
         return min(waits, default=None)
 
-    async def flush(self, workspace: str | None, *, now: datetime) -> None:
-        """Claim up to one batch of (credential, workspace) and start its create."""
+    async def flush(self, workspace: str | None, *, now: datetime) -> bool:
+        """Claim up to one batch of (credential, workspace) and start its create; whether it claimed any."""
         pool = self.pool
         settings = pool.settings
         room = settings.max_inflight_requests - await pool.store.inflight_requests(self.fp)
         if room <= 0:
             logger.info("credential %s is at its in-flight cap: its queue waits", self.fp)
-            return
+            return False
         submission_id = new_ulid(pool.clock.now())
         items = await pool.store.claim(
             self.fp,
@@ -158,6 +161,7 @@ class Leader:
             )
             self.create_tasks.add(task)
             task.add_done_callback(self.create_tasks.discard)
+        return bool(items)
 
     # -- create ----------------------------------------------------------------------------------------------
 
@@ -361,6 +365,8 @@ class Leader:
             except anthropic.NotFoundError:
                 logger.warning("results of batch %s are gone (404)", batch.id)
                 return
+            except StoreError:
+                raise  # the store failed, not the download: the batch stays in flight for the next poll
             except ValueError as exc:
                 logger.warning(
                     "results of batch %s: unusable line (%s); retrying tolerantly",

@@ -64,6 +64,9 @@ __all__ = ["CredentialSource", "DurablePool"]
 
 logger = logging.getLogger(__name__)
 
+# Seconds of clock difference between hosts that a delivery pass tolerates (rows read since the last pass minus
+# this); a full pass every ``stale_after`` catches anything older.
+DELIVERY_CLOCK_MARGIN = 5.0
 # Seconds (pool clock) a close waits for the loop's pass in progress to finish.
 CLOSE_PASS_BOUND = 10.0
 
@@ -145,6 +148,8 @@ class DurablePool:
         self._pending: tuple[list[dict[str, Any]], asyncio.Future[None]] | None = None
         self._next_heartbeat = 0.0
         self._next_sweep = 0.0
+        self._next_full_delivery = 0.0
+        self._delivered_since = datetime.fromtimestamp(0, tz=UTC)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -403,7 +408,21 @@ class DurablePool:
     async def _deliver(self) -> float | None:
         now = self.clock.monotonic()
         resolved: list[str] = []
-        for item in await self.store.finished_for(self.process_id):
+        # Rows changed since the last pass (less a margin for other hosts' clocks); a full pass now and then,
+        # so parked rows are not re-read every second.
+        wall = self.wall()
+        deferred_due = any(at <= now for at, _ in self.deferred.values())
+        full = now >= self._next_full_delivery or deferred_due  # a put-off row changed long ago
+        since = None if full else self._delivered_since - timedelta(seconds=DELIVERY_CLOCK_MARGIN)
+        if full:
+            self._next_full_delivery = now + self.pool_settings.stale_after
+        self._delivered_since = wall
+        rows = await self.store.finished_for(self.process_id, since=since)
+        if full:  # put-off rows that are no longer ours to deliver (taken over, delivered) are forgotten
+            present = {item.id for item in rows}
+            for item_id in [i for i in self.deferred if i not in present]:
+                del self.deferred[item_id]
+        for item in rows:
             if item.id in self.parked or self.deferred.get(item.id, (0.0, 0.0))[0] > now:
                 continue
             future = self.waiters.pop(item.id, None)
@@ -415,8 +434,8 @@ class DurablePool:
             else:
                 self.parked.add(item.id)  # stays done until a process with a handler for it starts
         await self.store.mark_delivered(resolved, now=self.wall())
-        due = [at for at, _ in self.deferred.values()]
-        return min(due) - now if due else None
+        later = [at for at, _ in self.deferred.values() if at > now]
+        return min(later) - now if later else None
 
     def _outcome(self, item: StoredItem) -> LLMResponse | BaseException:
         if item.state == "done" and item.result is not None:

@@ -406,9 +406,12 @@ class PoolStore(SqlStoreBase):
             clauses.append(_items.c.deadline < deadline_before)
         return await self.items(*clauses)
 
-    async def finished_for(self, owner_id: str) -> list[StoredItem]:
-        """Items of ``owner_id`` with a stored outcome not yet delivered."""
-        return await self.items(_items.c.owner_id == owner_id, _items.c.state.in_(FINISHED))
+    async def finished_for(self, owner_id: str, *, since: datetime | None = None) -> list[StoredItem]:
+        """Items of ``owner_id`` with a stored outcome not yet delivered (changed at or after ``since``)."""
+        clauses = [_items.c.owner_id == owner_id, _items.c.state.in_(FINISHED)]
+        if since is not None:
+            clauses.append(_items.c.updated_at >= since)
+        return await self.items(*clauses)
 
     async def orphans(
         self, live: Sequence[str], workers: Sequence[str], *, limit: int = 100
