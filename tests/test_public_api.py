@@ -9,6 +9,7 @@ import pytest
 
 PACKAGES = [
     "lore_batch",
+    "lore_batch.advisor",
     "lore_batch.auth",
     "lore_batch.client",
     "lore_batch.emulator",
@@ -16,6 +17,7 @@ PACKAGES = [
     "lore_batch.limits",
     "lore_batch.pricing",
     "lore_batch.registry",
+    "lore_batch.segments",
     "lore_batch.costlog",
     "lore_batch.sync_client",
     "lore_core",

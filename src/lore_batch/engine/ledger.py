@@ -93,7 +93,7 @@ class Ledger:
         sync_cost: Decimal | None = Decimal(0)
         effective_at = None
         if usage is not None:
-            row = self.catalog.price(PROVIDER, model, ts)
+            row = self.catalog.price(PROVIDER, model, ts, prompt_tokens=usage.total_input_tokens)
             cost = sync_cost = None
             if row is not None:
                 effective_at = row.effective_at
