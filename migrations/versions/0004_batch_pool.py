@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("usage", JSON_TYPE, nullable=True),
         sa.Column("error", JSON_TYPE, nullable=True),
         sa.Column("route", sa.String(16), nullable=True),
+        sa.Column("rescued_by", sa.String(), nullable=True),
         sa.Column("handler_attempts", sa.Integer(), nullable=False, server_default=sa.text("0")),
         sa.Column("enqueued_at", UTCDateTime(), nullable=False),
         sa.Column("submitted_at", UTCDateTime(), nullable=True),
@@ -65,6 +66,11 @@ def upgrade() -> None:
         "lore_batch_items",
         ["state", "credential_fp", "enqueued_at"],
     )
+    op.create_index(
+        op.f("ix_lore_batch_items_credential_fp_state_deadline"),
+        "lore_batch_items",
+        ["credential_fp", "state", "deadline"],
+    )
     op.create_index(op.f("ix_lore_batch_items_batch_id"), "lore_batch_items", ["batch_id"])
     op.create_index(op.f("ix_lore_batch_items_owner_id_state"), "lore_batch_items", ["owner_id", "state"])
     op.create_index(op.f("ix_lore_batch_items_submission_id"), "lore_batch_items", ["submission_id"])
@@ -76,6 +82,7 @@ def upgrade() -> None:
         sa.Column("provider", sa.String(), nullable=False),
         sa.Column("credential_fp", sa.String(16), nullable=False),
         sa.Column("workspace", sa.String(), nullable=True),
+        sa.Column("process_id", sa.String(), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("request_count", sa.Integer(), nullable=False),
         sa.Column("counts", JSON_TYPE, nullable=True),
@@ -125,5 +132,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_lore_batch_items_submission_id"), table_name="lore_batch_items")
     op.drop_index(op.f("ix_lore_batch_items_owner_id_state"), table_name="lore_batch_items")
     op.drop_index(op.f("ix_lore_batch_items_batch_id"), table_name="lore_batch_items")
+    op.drop_index(op.f("ix_lore_batch_items_credential_fp_state_deadline"), table_name="lore_batch_items")
     op.drop_index(op.f("ix_lore_batch_items_state_credential_fp_enqueued_at"), table_name="lore_batch_items")
     op.drop_table("lore_batch_items")

@@ -215,6 +215,7 @@ class BatchLLMClient:
             raise ConfigError("a handler needs a worker label")
         if self._pool is not None:
             self._pool.handlers[worker] = handler
+            self._pool.parked.clear()  # rows set aside for want of a handler are looked at again
             self._pool.wake.set()
         else:
             self._handlers[worker] = handler
@@ -255,7 +256,8 @@ class BatchLLMClient:
             session_id=session_id,
             worker=worker,
         )
-        if engine.closing or self.disabled or urgent or _provider(model) != PROVIDER:
+        closing = engine.closing or (self._pool is not None and self._pool.closing)
+        if closing or self.disabled or urgent or _provider(model) != PROVIDER:
             return await self._direct(call, urgent=urgent)
         try:
             model_id = resolve_model(model, self.default_model)

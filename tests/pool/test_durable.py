@@ -11,14 +11,14 @@ import anthropic
 import pytest
 import sqlalchemy as sa
 
-from lore_batch import AuthCredential, BatchLLMClient, ClientClosed, CredentialUnavailable
+from lore_batch import AuthCredential, BatchLLMClient, ClientClosed, CredentialRegistry, CredentialUnavailable
 from lore_batch.emulator import AnthropicEmulator
 from lore_batch.engine.items import PromptCall, build_params, new_ulid, params_size
 from lore_batch.pool import HandledResult
 from lore_batch.pool.records import StoredItem, call_to_json
 from lore_batch.pool.store import PoolStore
 from lore_core.store import create_engine
-from tests.batch.conftest import API_KEY, OTHER_KEY, Registry, advance, creates
+from tests.batch.conftest import API_KEY, OTHER_KEY, Registry, SpyLLM, advance, creates
 
 from .conftest import FAST, IOClock, run_until
 
@@ -249,9 +249,11 @@ async def test_items_whose_credential_nobody_holds_wait_then_expire_with_a_clear
     assert creates(emu) == []
 
 
-async def _dead_leader_claim(url: str, clock: IOClock, *, count: int) -> list[StoredItem]:
+async def _dead_leader_claim(
+    url: str, clock: IOClock, *, count: int, workspace: str | None = None
+) -> list[StoredItem]:
     """Rows as a leader leaves them when it dies between its claim and the end of its create."""
-    credential = AuthCredential("api-key", API_KEY)
+    credential = AuthCredential("api-key", API_KEY, workspace=workspace)
     store = PoolStore(url)
     try:
         now = datetime.fromtimestamp(clock.now(), UTC)
@@ -267,7 +269,7 @@ async def _dead_leader_claim(url: str, clock: IOClock, *, count: int) -> list[St
                     "id": new_ulid(now.timestamp()),
                     "credential_fp": credential.fingerprint,
                     "provider": "anthropic",
-                    "workspace": None,
+                    "workspace": workspace,
                     "model": "claude-sonnet-4-6",
                     "facade": "client",
                     "worker": "distill",
@@ -285,8 +287,72 @@ async def _dead_leader_claim(url: str, clock: IOClock, *, count: int) -> list[St
             )
         await store.insert_items(rows)
         return await store.claim(
-            credential.fingerprint, None, limit=count, max_bytes=10**9, submission_id=new_ulid(now.timestamp()),
-            provider="anthropic", now=now,
+            credential.fingerprint, workspace, limit=count, max_bytes=10**9, submission_id=new_ulid(now.timestamp()),
+            provider="anthropic", process_id="dead-host:1:00000000", now=now,
         )  # fmt: skip
     finally:
         await store.aclose()
+
+
+async def test_a_workspace_batch_left_by_a_dead_leader_is_adopted_in_its_workspace(
+    make_durable: Callable[..., BatchLLMClient],
+    emu: AnthropicEmulator,
+    clock: IOClock,
+    migrated_url: str,
+    sdk: anthropic.AsyncAnthropic,
+) -> None:
+    claimed = await _dead_leader_claim(migrated_url, clock, count=2, workspace="ws-1")
+    await sdk.messages.batches.create(
+        requests=[{"custom_id": item.custom_id or "", "params": item.params} for item in claimed],  # type: ignore[misc]
+        workspace_id="ws-1",
+    )
+    llm = make_durable(
+        registry=CredentialRegistry(default=AuthCredential("api-key", API_KEY, workspace="ws-1"))
+    )
+    got: list[HandledResult] = []
+
+    async def handler(result: HandledResult) -> None:
+        got.append(result)
+
+    llm.register_handler("distill", handler)
+    await run_until(clock, llm.resume())
+    await run_until(clock, _until(lambda: len(got) == 2))
+    assert len(creates(emu)) == 1  # listed in its own workspace, found, adopted: never submitted again
+
+
+async def test_a_failed_list_at_takeover_leaves_the_claim_for_a_later_look(
+    make_durable: Callable[..., BatchLLMClient],
+    emu: AnthropicEmulator,
+    clock: IOClock,
+    migrated_url: str,
+    sdk: anthropic.AsyncAnthropic,
+) -> None:
+    claimed = await _dead_leader_claim(migrated_url, clock, count=2)
+    await sdk.messages.batches.create(
+        requests=[{"custom_id": item.custom_id or "", "params": item.params} for item in claimed]  # type: ignore[misc]
+    )
+    emu.faults.fail_next("batch_list", 500)  # "could not look" must not read as "nothing was made"
+    llm = make_durable()
+    got: list[HandledResult] = []
+
+    async def handler(result: HandledResult) -> None:
+        got.append(result)
+
+    llm.register_handler("distill", handler)
+    await run_until(clock, llm.resume())
+    assert await _rows(migrated_url, "SELECT status FROM lore_batch_batches") == [("creating",)]
+    await run_until(clock, _until(lambda: len(got) == 2))
+    assert len(creates(emu)) == 1
+    assert len([r for r in emu.requests if r.endpoint == "batch_list"]) == 2
+
+
+async def test_items_are_rescued_even_when_every_poll_fails(
+    make_durable: Callable[..., BatchLLMClient], emu: AnthropicEmulator, clock: IOClock, spy: SpyLLM
+) -> None:
+    emu.faults.fail_next("batch_retrieve", 500, count=10_000)
+    llm = make_durable(give_up_after=300.0)
+    start = clock.monotonic()
+    reply = await run_until(clock, llm.prompt("sys", "stuck", worker="distill"))
+    assert reply.route == "fallback"
+    assert clock.monotonic() - start < 400.0
+    assert len(creates(emu)) == 1

@@ -30,6 +30,7 @@ from lore_batch.engine.poller import FIRST_POLL_GAP, MAX_POLL_RETRY_AFTER
 from lore_batch.engine.results import DOWNLOAD_ATTEMPTS, DOWNLOAD_WAITS, stream_results
 from lore_batch.limits import RETRYABLE_STATUSES, parse_retry_after
 from lore_core.errors import StoreError
+from lore_core.store.models import BatchRecord
 
 from .outcomes import Outcomes
 from .records import StoredBatch, StoredItem
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 _UNFINISHED: Final = ("in_progress", "canceling")
 _CREATED_AT_SLACK: Final = 1.0
+# Attempts (and the wait step, in seconds) to record a batch the provider made before leaving it to adoption.
+RECORD_ATTEMPTS: Final = 5
+RECORD_WAIT: Final = 2.0
 
 
 class Leader:
@@ -59,31 +63,54 @@ class Leader:
         self.create_tasks: set[asyncio.Task[None]] = set()
         self.unfinished_batches = 0
         self.unfinished_requests = 0
+        self.left_unsettled = False  # creating rows of a dead leader still to adopt or requeue
+        self.seen_ids: set[str] = (
+            set()
+        )  # provider ids of creates that answered here (before their row says so)
+        self.made: set[str] = set()  # submissions whose create the provider answered (never fall back)
 
     # -- taking over -----------------------------------------------------------------------------------------
 
     async def resume(self) -> None:
-        """Settle what an earlier leader left: adopt or requeue ``creating`` batches, rerun dead fallbacks."""
-        store = self.pool.store
-        creating = [
-            b
-            for b in await store.batches(self.fp, ("creating",))
-            if b.submission_id not in self.pool.own_creates
-        ]
-        if creating:
-            await self._adopt_left(creating)
-        for item in await self.pool.store.items_in(self.fp, ("rescued",)):
-            if item.id not in self.pool.running_fallbacks:
-                logger.info("item %s was being answered synchronously by a process now gone: again", item.id)
-                self.outcomes.start_fallback(item)
+        """Settle what an earlier leader left: adopt or requeue its ``creating`` batches, rerun its dead
+        fallbacks. Rows of a process that is still alive (a hand-over while it runs) are left to it."""
+        await self.settle_left()
         logger.info("leading credential %s", self.fp)
 
-    async def _adopt_left(self, rows: list[StoredBatch]) -> None:
+    async def settle_left(self) -> None:
+        """One pass of the takeover work; a failed batch list leaves ``creating`` rows for the next pass."""
+        pool = self.pool
+        live = await pool.live_process_ids()
+        creating = [
+            b
+            for b in await pool.store.batches(self.fp, ("creating",))
+            if b.submission_id not in pool.own_creates and b.process_id not in live
+        ]
+        self.left_unsettled = False
+        for workspace in sorted({b.workspace or "" for b in creating}):
+            rows = [b for b in creating if (b.workspace or "") == workspace]
+            if not await self._adopt_left(rows, workspace or None):
+                self.left_unsettled = True
+        for item in await pool.store.items_in(self.fp, ("rescued",)):
+            if item.id in pool.running_fallbacks or (
+                item.rescued_by in live and item.rescued_by != pool.process_id
+            ):
+                continue
+            logger.info("item %s was being answered synchronously by a process now gone: again", item.id)
+            self.outcomes.start_fallback(item)
+
+    async def _adopt_left(self, rows: list[StoredBatch], workspace: str | None) -> bool:
+        """Adopt the batch each row made, or requeue its items; ``False`` when the list failed (nothing done:
+        without the list, "nothing was made" cannot be told from "we could not look")."""
         store, now = self.pool.store, self.pool.wall()
-        page = await self._list()
+        page = await self._list(workspace)
+        if page is None:
+            logger.warning("cannot check %d batch row(s) left in creating now; will look again", len(rows))
+            return False
         tracked = {b.id for b in await store.batches(self.fp, ("in_progress", "canceling", "ended", "lost"))}
+        tracked |= self.seen_ids
         for row in rows:
-            found = [] if page is None else [
+            found = [
                 b for b in page
                 if b.id not in tracked
                 and b.created_at.timestamp() >= row.created_at.timestamp() - _CREATED_AT_SLACK
@@ -92,13 +119,14 @@ class Leader:
             if len(found) == 1:
                 logger.warning("adopted batch %s left in creating by an earlier leader", found[0].id)
                 tracked.add(found[0].id)
-                await self._created(row.submission_id, found[0], now=now)
+                await self._created(row.submission_id, found[0], workspace=workspace)
             else:
                 logger.info(
                     "batch row %s left in creating made nothing: its items return to the queue",
                     row.submission_id,
                 )
                 await store.batch_failed(row.submission_id, error="left in creating", requeue=True, now=now)
+        return True
 
     # -- one pass --------------------------------------------------------------------------------------------
 
@@ -108,6 +136,9 @@ class Leader:
         settings = pool.settings
         now = pool.wall()
         waits: list[float] = []
+        if self.left_unsettled:
+            await self.settle_left()
+            waits.append(FIRST_POLL_GAP)
         await self.outcomes.rescue_queued(now)
         for group in await pool.store.queued_groups(self.fp):
             due_in = (group.oldest + timedelta(seconds=settings.window) - now).total_seconds()
@@ -151,6 +182,7 @@ class Leader:
             max_bytes=settings.max_bytes,
             submission_id=submission_id,
             provider="anthropic",
+            process_id=pool.process_id,
             now=now,
         )
         if items:
@@ -171,10 +203,17 @@ class Leader:
         try:
             await self._create(submission_id, items, workspace)
         except Exception as exc:
-            logger.exception("batch create %s failed unexpectedly; its items fall back", submission_id)
-            await self._give_up_create(submission_id, items, exc)
+            if submission_id in self.made:
+                # The provider has the batch: never answer its items twice. The row stays "creating"; the
+                # next takeover (or this leader's next settle pass) adopts it from the list.
+                logger.exception("batch create %s answered but could not be recorded", submission_id)
+                self.left_unsettled = True
+            else:
+                logger.exception("batch create %s failed unexpectedly; its items fall back", submission_id)
+                await self._give_up_create(submission_id, items, exc)
         finally:
             self.creating -= 1
+            self.made.discard(submission_id)
             self.pool.own_creates.discard(submission_id)
             self.pool.wake.set()
 
@@ -208,27 +247,48 @@ class Leader:
             except anthropic.APIConnectionError as exc:
                 last_error = exc
                 logger.warning("batch create ambiguous: credential=%s %s", self.fp, describe_api_error(exc))
-                adopted = await self._adopt(len(items), started=started)
+                adopted = await self._adopt(len(items), workspace, started=started)
                 if adopted is not None:
-                    await self._created(submission_id, adopted, now=pool.wall())
+                    await self._created(submission_id, adopted, workspace=workspace)
                     return
             else:
-                await self._created(submission_id, created, now=pool.wall())
+                await self._created(submission_id, created, workspace=workspace)
                 return
             if attempt < CREATE_ATTEMPTS:
                 asked = min(retry_after, MAX_CREATE_RETRY_AFTER) if retry_after is not None else 0.0
                 await clock.sleep(max(CREATE_WAITS[attempt - 1], asked))
         await self._give_up_create(submission_id, items, last_error)
 
-    async def _created(self, submission_id: str, batch: MessageBatch, *, now: datetime) -> None:
+    async def _created(self, submission_id: str, batch: MessageBatch, *, workspace: str | None) -> None:
+        """Record a batch the provider made. Store failures are retried (the items must not fall back now);
+        a row another leader settled meanwhile makes this a stray batch: polled, its results only logged."""
         pool = self.pool
-        await pool.store.batch_created(
-            submission_id,
-            batch.id,
-            expires_at=batch.expires_at,
-            next_poll_at=now + timedelta(seconds=FIRST_POLL_GAP),
-            now=now,
-        )
+        self.made.add(submission_id)
+        self.seen_ids.add(batch.id)
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
+            now = pool.wall()
+            try:
+                recorded = await pool.store.batch_created(
+                    submission_id,
+                    batch.id,
+                    expires_at=batch.expires_at,
+                    next_poll_at=now + timedelta(seconds=FIRST_POLL_GAP),
+                    now=now,
+                )
+                if not recorded:
+                    logger.warning(
+                        "batch %s answered after its row was settled by another leader: tracked as stray",
+                        batch.id,
+                    )
+                    await pool.store.track_stray(
+                        batch.id, fp=self.fp, workspace=workspace, process_id=pool.process_id, now=now
+                    )
+                break
+            except StoreError:
+                if attempt == RECORD_ATTEMPTS:
+                    raise
+                logger.warning("recording batch %s failed (attempt %d); retrying", batch.id, attempt)
+                await pool.clock.sleep(RECORD_WAIT * attempt)
         pool.counters.batches_submitted += 1
         logger.info("batch %s created: credential=%s submission=%s", batch.id, self.fp, submission_id)
         pool.wake.set()
@@ -261,27 +321,34 @@ class Leader:
         submission_id = new_ulid(self.pool.clock.now())
         claimed = await self.pool.store.claim(
             self.fp, workspace, limit=len(items), max_bytes=self.pool.settings.max_bytes,
-            submission_id=submission_id, provider="anthropic", now=now,
+            submission_id=submission_id, provider="anthropic", process_id=self.pool.process_id, now=now,
             only=[item.id for item in items],
         )  # fmt: skip
         if claimed:
-            await self._create(submission_id, claimed, workspace)
+            self.pool.own_creates.add(submission_id)
+            try:
+                await self._create(submission_id, claimed, workspace)
+            finally:
+                self.pool.own_creates.discard(submission_id)
 
-    async def _list(self) -> list[MessageBatch] | None:
+    async def _list(self, workspace: str | None) -> list[MessageBatch] | None:
         try:
             await self.channel.bucket.acquire(1)
-            page = await self.channel.client.messages.batches.list(limit=ADOPTION_LIST_LIMIT)
+            page = await self.channel.client.messages.batches.list(
+                limit=ADOPTION_LIST_LIMIT, workspace_id=workspace or anthropic.omit
+            )
         except anthropic.APIError as exc:
             logger.warning("adoption check failed: credential=%s %s", self.fp, describe_api_error(exc))
             return None
         return list(page.data)
 
-    async def _adopt(self, count: int, *, started: float) -> MessageBatch | None:
-        page = await self._list()
+    async def _adopt(self, count: int, workspace: str | None, *, started: float) -> MessageBatch | None:
+        page = await self._list(workspace)
         if page is None:
             return None
         store = self.pool.store
         tracked = {b.id for b in await store.batches(self.fp, ("in_progress", "canceling", "ended", "lost"))}
+        tracked |= self.seen_ids
         found = [
             b for b in page
             if b.id not in tracked and b.created_at.timestamp() >= started - _CREATED_AT_SLACK
@@ -303,30 +370,41 @@ class Leader:
             status = await self.channel.client.messages.batches.retrieve(
                 batch.id, workspace_id=batch.workspace or anthropic.omit
             )
+            if status.processing_status != "ended":
+                await self._reschedule(batch)
+            elif not await self._download(batch, archived=status.archived_at is not None):
+                await self._reschedule(batch, failed=True)  # read again at the next poll
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             await self._poll_failed(batch, exc)
         except Exception:
             logger.exception("poll of batch %s failed unexpectedly; keeping it", batch.id)
-            await self._reschedule(batch)
-        else:
-            self.polled.add(batch.id)
-            if status.processing_status == "ended":
-                await self._download(batch, archived=status.archived_at is not None)
-            else:
-                await self._reschedule(batch)
+            try:
+                await self._reschedule(batch, failed=True)
+            except Exception:
+                logger.exception("could not reschedule batch %s", batch.id)
         finally:
+            # An attempt counts: rescues wait for the first poll since the takeover (results that ended while
+            # nobody led are used), not for a successful one (a poll failing for good must not block them).
+            self.polled.add(batch.id)
             self.polling.discard(batch.submission_id)
             pool.wake.set()
 
-    async def _reschedule(self, batch: StoredBatch, *, gap: float | None = None) -> None:
+    async def _reschedule(
+        self, batch: StoredBatch, *, gap: float | None = None, failed: bool = False
+    ) -> None:
         pool = self.pool
         polls = batch.polls + 1
         if gap is None:
             gap = pool.poll_gap(polls)
         now = pool.wall()
-        await pool.store.update_batch(
-            batch.submission_id, polls=polls, last_polled_at=now, next_poll_at=now + timedelta(seconds=gap)
-        )
+        values: dict[str, Any] = {
+            "polls": polls,
+            "last_polled_at": now,
+            "next_poll_at": now + timedelta(seconds=gap),
+        }
+        if failed:
+            values["poll_failures"] = BatchRecord.poll_failures + 1
+        await pool.store.update_batch(batch.submission_id, **values)
 
     async def _poll_failed(self, batch: StoredBatch, exc: anthropic.APIError) -> None:
         status = exc.status_code if isinstance(exc, anthropic.APIStatusError) else None
@@ -341,21 +419,25 @@ class Leader:
             if asked:
                 self.channel.bucket.pause(min(asked, MAX_POLL_RETRY_AFTER))
         cap = self.pool.settings.poll_cap if status in (401, 403) else None
-        await self._reschedule(batch, gap=cap)
+        await self._reschedule(batch, gap=cap, failed=True)
 
-    async def _download(self, batch: StoredBatch, *, archived: bool) -> None:
+    async def _download(self, batch: StoredBatch, *, archived: bool) -> bool:
+        """Read and apply an ended batch's results; ``False`` when the download never completed (the batch
+        stays in flight and is read again: paid results are never written off as missing)."""
         assert batch.id is not None
         applied: set[str] = set()
         if archived:
             logger.warning("results of batch %s are archived", batch.id)
-        else:
-            await self._read_all(batch, applied)
+        elif not await self._read_all(batch, applied):
+            return False
         await self.outcomes.all_missing(batch, applied=applied, reason="archived" if archived else "missing")
         await self.pool.store.update_batch(
             batch.submission_id, status="ended", ended_at=self.pool.wall(), counts={"applied": len(applied)}
         )
+        return True
 
-    async def _read_all(self, batch: StoredBatch, applied: set[str]) -> None:
+    async def _read_all(self, batch: StoredBatch, applied: set[str]) -> bool:
+        """Whether a whole pass over the results completed (or the results are gone, 404)."""
         assert batch.id is not None
         tolerant = False
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
@@ -364,7 +446,7 @@ class Leader:
                 await self._read(batch, applied, tolerant=tolerant)
             except anthropic.NotFoundError:
                 logger.warning("results of batch %s are gone (404)", batch.id)
-                return
+                return True
             except StoreError:
                 raise  # the store failed, not the download: the batch stays in flight for the next poll
             except ValueError as exc:
@@ -374,31 +456,34 @@ class Leader:
                     type(exc).__name__,
                 )
                 tolerant = True
-            except Exception as exc:  # noqa: BLE001 - any download failure is retried, then items are missing
+            except Exception as exc:  # noqa: BLE001 - any download failure is retried
                 logger.warning("results of batch %s: download failed: %s", batch.id, describe_api_error(exc))
             else:
-                return
+                return True
             if attempt < DOWNLOAD_ATTEMPTS:
                 await self.pool.clock.sleep(DOWNLOAD_WAITS[attempt - 1])
+        return False
 
     async def _read(self, batch: StoredBatch, applied: set[str], *, tolerant: bool) -> None:
         assert batch.id is not None
-        await self.outcomes.start(batch)
+        apply = await self.outcomes.start(batch)  # this download's own buffers
         try:
             async for line in stream_results(
                 self.channel.client, batch.id, batch.workspace, tolerant=tolerant
             ):
-                await self.outcomes.apply(batch, line, applied)
+                await apply.line(line, applied)
         finally:
-            await self.outcomes.flush(batch, applied)
+            await apply.flush(applied)
 
-    async def cancel_upstream(self, batch_id: str, submission_id: str) -> None:
+    async def cancel_upstream(self, batch_id: str, submission_id: str, workspace: str | None) -> None:
         """Ask the provider to cancel ``batch_id`` (nobody waits on it any more); results are still read."""
         pool = self.pool
         await pool.store.update_batch(submission_id, cancel_requested_at=pool.wall())
         try:
             await self.channel.bucket.acquire(1)
-            await self.channel.client.messages.batches.cancel(batch_id)
+            await self.channel.client.messages.batches.cancel(
+                batch_id, workspace_id=workspace or anthropic.omit
+            )
         except anthropic.APIError as exc:
             logger.warning("cancel of batch %s failed: %s", batch_id, describe_api_error(exc))
         else:

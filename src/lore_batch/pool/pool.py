@@ -248,6 +248,8 @@ class DurablePool:
         """Insert a queued row for ``call`` (snapshotting its credential's fingerprint) and return its id and
         the future its answer will resolve."""
         await self.start()
+        if self.closing:
+            raise ClientClosed("client is closing")
         params = build_params(call, model=model, max_tokens=max_tokens)
         now = self.wall()
         item_id = new_ulid(self.clock.now())
@@ -339,6 +341,8 @@ class DurablePool:
         """An item's outcome is stored: wake the delivery pass if this process owns it."""
         if item.owner_id == self.process_id:
             self.wake.set()
+        else:
+            self.causes.pop(item.id, None)
 
     # -- the loop --------------------------------------------------------------------------------------------
 
@@ -366,8 +370,13 @@ class DurablePool:
             self._next_heartbeat = now + ps.heartbeat
         waits.append(self._next_heartbeat - now)
         await self._lead(now, waits)
-        for leader in list(self.leaders.values()):
-            wait = await leader.step()
+        for fp, leader in list(self.leaders.items()):
+            try:
+                wait = await leader.step()
+            except Exception as exc:  # one credential's trouble must not stop the others or delivery
+                self.background_errors.append(exc)
+                logger.exception("pass for credential %s failed; trying again", fp)
+                wait = ps.lock_retry
             if wait is not None:
                 waits.append(wait)
         deferred = await self._deliver()
@@ -394,8 +403,8 @@ class DurablePool:
                         held = False
                     else:
                         leader = Leader(self, self.channels.get(credential))
+                        await leader.resume()  # registered only once resumed: a failed resume is retried
                         self.leaders[fp] = leader
-                        await leader.resume()
                 elif not held and leader is not None:
                     logger.warning("lost the lead of credential %s", fp)
                     del self.leaders[fp]
@@ -407,7 +416,6 @@ class DurablePool:
 
     async def _deliver(self) -> float | None:
         now = self.clock.monotonic()
-        resolved: list[str] = []
         # Rows changed since the last pass (less a margin for other hosts' clocks); a full pass now and then,
         # so parked rows are not re-read every second.
         wall = self.wall()
@@ -422,20 +430,37 @@ class DurablePool:
             present = {item.id for item in rows}
             for item_id in [i for i in self.deferred if i not in present]:
                 del self.deferred[item_id]
-        for item in rows:
-            if item.id in self.parked or self.deferred.get(item.id, (0.0, 0.0))[0] > now:
-                continue
-            future = self.waiters.pop(item.id, None)
-            if future is not None and not future.done():
-                self._resolve(future, item)
-                resolved.append(item.id)
-            elif item.worker is not None and item.worker in self.handlers:
-                await self._handle(item, self.handlers[item.worker])
-            else:
-                self.parked.add(item.id)  # stays done until a process with a handler for it starts
-        await self.store.mark_delivered(resolved, now=self.wall())
+        resolved: list[str] = []
+        try:
+            for item in rows:
+                if item.id in self.parked or self.deferred.get(item.id, (0.0, 0.0))[0] > now:
+                    continue
+                try:
+                    await self._deliver_one(item, resolved)
+                except Exception as exc:  # one unreadable row must not stop every delivery
+                    self.background_errors.append(exc)
+                    logger.exception("delivery of item %s failed; it is set aside", item.id)
+                    self.parked.add(item.id)
+        finally:
+            if resolved:
+                try:
+                    await self.store.mark_delivered(resolved, now=self.wall())
+                except Exception:
+                    # Their callers have their answers: never hand these rows to a handler as well.
+                    self.parked.update(resolved)
+                    raise
         later = [at for at, _ in self.deferred.values() if at > now]
         return min(later) - now if later else None
+
+    async def _deliver_one(self, item: StoredItem, resolved: list[str]) -> None:
+        future = self.waiters.pop(item.id, None)
+        if future is not None and not future.done():
+            self._resolve(future, item)
+            resolved.append(item.id)
+        elif item.worker is not None and item.worker in self.handlers:
+            await self._handle(item, self.handlers[item.worker])
+        else:
+            self.parked.add(item.id)  # stays done until a process with a handler for it starts
 
     def _outcome(self, item: StoredItem) -> LLMResponse | BaseException:
         if item.state == "done" and item.result is not None:
@@ -503,6 +528,10 @@ class DurablePool:
         await self._delivered(item)
         logger.info("item %s handed to the %s handler", item.id, item.worker)
 
+    async def live_process_ids(self) -> set[str]:
+        """Ids of the processes alive now (this one included)."""
+        return {p.id for p in await self._live_processes()} | {self.process_id}
+
     async def _live_processes(self) -> list[ProcessRow]:
         cutoff = self.wall() - timedelta(seconds=self.pool_settings.stale_after)
         return [p for p in await self.store.processes() if p.stopped_at is None and p.heartbeat_at >= cutoff]
@@ -557,13 +586,13 @@ class DurablePool:
     async def aclose(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - on the injected clock
         """Close: queued items stay (or are flushed first with ``on_close="flush"``), in-flight batches are
         left to resume, live callers get :class:`ClientClosed`, leadership is released."""
-        if self.closing:
+        if self.closed:
             return
         if not self._started:
             self.closing = self.closed = True
             return
         self.check_loop()
-        if self.pool_settings.on_close == "flush":
+        if self.pool_settings.on_close == "flush" and not self.closing:
             await self.flush()
         self.closing = True
         self.wake.set()

@@ -35,6 +35,7 @@ __all__ = [
     "decode_response",
     "error_json",
     "fallback_json",
+    "jsonb_safe",
 ]
 
 # Item states whose outcome is stored and not yet handed to a waiter or handler.
@@ -66,6 +67,7 @@ class StoredItem:
     result: dict[str, Any] | None
     error: dict[str, Any] | None
     route: str | None
+    rescued_by: str | None
     handler_attempts: int
     enqueued_at: datetime
 
@@ -92,6 +94,7 @@ class StoredItem:
             result=row["result"],
             error=row["error"],
             route=row["route"],
+            rescued_by=row["rescued_by"],
             handler_attempts=row["handler_attempts"],
             enqueued_at=row["enqueued_at"],
         )
@@ -105,6 +108,7 @@ class StoredBatch:
     id: str | None
     credential_fp: str
     workspace: str | None
+    process_id: str
     status: str
     request_count: int
     polls: int
@@ -120,6 +124,7 @@ class StoredBatch:
             id=row["id"],
             credential_fp=row["credential_fp"],
             workspace=row["workspace"],
+            process_id=row["process_id"],
             status=row["status"],
             request_count=row["request_count"],
             polls=row["polls"],
@@ -182,6 +187,18 @@ def decode_response(route: str | None, result: Mapping[str, Any]) -> LLMResponse
     return LLMResponse(
         text=result["text"], usage=Usage(**result["usage"]), model=result["model"], route="fallback"
     )
+
+
+def jsonb_safe(value: Any) -> Any:
+    """``value`` with NUL characters in its strings replaced by U+FFFD: PostgreSQL's JSONB refuses ``\u0000``,
+    and one such answer must not keep a whole chunk of results out of the store."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {key: jsonb_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [jsonb_safe(item) for item in value]
+    return value
 
 
 def error_json(error: BaseException) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import String, Table, case, cast, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -34,6 +35,9 @@ _items = typing.cast(Table, BatchItem.__table__)
 _batches = typing.cast(Table, BatchRecord.__table__)
 _processes = typing.cast(Table, BatchProcess.__table__)
 _leases = typing.cast(Table, BatchLease.__table__)
+
+# Item ids per UPDATE of a claim (PostgreSQL allows 32,767 bind parameters in one statement).
+CLAIM_CHUNK = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,13 +187,17 @@ class PoolStore(SqlStoreBase):
         max_bytes: int,
         submission_id: str,
         provider: str,
+        process_id: str,
         now: datetime,
         only: Sequence[str] | None = None,
     ) -> list[StoredItem]:
         """Claim the oldest queued items of (``fp``, ``workspace``), at most ``limit`` of them and ``max_bytes``
         in all, for a new batch row ``submission_id`` (status ``creating``); one transaction. Each claimed item
         becomes ``submitting`` with ``attempts + 1`` and its new custom_id ``lb-<id>-<attempt>``. ``only``
-        restricts the claim to those item ids."""
+        restricts the claim to those item ids; ``process_id`` (the claiming process) is kept on the batch row so
+        a later leader can tell a create still running from one a dead process left. The ids are picked with
+        ``FOR UPDATE SKIP LOCKED`` and moved in chunks of :data:`CLAIM_CHUNK` (PostgreSQL takes at most 32,767
+        bind parameters per statement)."""
         async with self._write("claim batch items") as connection:
             clauses = [_items.c.state == "queued", _items.c.credential_fp == fp, _workspace_is(workspace)]
             if only is not None:
@@ -211,21 +219,24 @@ class PoolStore(SqlStoreBase):
             if not picked:
                 return []
             attempt = _items.c.attempts + 1
-            claimed = await connection.execute(
-                update(_items)
-                .where(_items.c.id.in_(picked), _items.c.state == "queued")
-                .values(
-                    state="submitting",
-                    attempts=attempt,
-                    custom_id=literal("lb-") + _items.c.id + literal("-") + cast(attempt, String),
-                    submission_id=submission_id,
-                    batch_id=None,
-                    submitted_at=now,
-                    updated_at=now,
+            rows: list[RowMapping] = []
+            for start in range(0, len(picked), CLAIM_CHUNK):
+                claimed = await connection.execute(
+                    update(_items)
+                    .where(_items.c.id.in_(picked[start : start + CLAIM_CHUNK]), _items.c.state == "queued")
+                    .values(
+                        state="submitting",
+                        attempts=attempt,
+                        custom_id=literal("lb-") + _items.c.id + literal("-") + cast(attempt, String),
+                        submission_id=submission_id,
+                        batch_id=None,
+                        submitted_at=now,
+                        updated_at=now,
+                    )
+                    .returning(*_items.c)
                 )
-                .returning(*_items.c)
-            )
-            items = [StoredItem.from_row(row) for row in claimed.mappings()]
+                rows.extend(claimed.mappings())
+            items = [StoredItem.from_row(row) for row in rows]
             if items:
                 await connection.execute(
                     insert(_batches).values(
@@ -233,6 +244,7 @@ class PoolStore(SqlStoreBase):
                         provider=provider,
                         credential_fp=fp,
                         workspace=workspace,
+                        process_id=process_id,
                         status="creating",
                         request_count=len(items),
                         created_at=now,
@@ -250,19 +262,23 @@ class PoolStore(SqlStoreBase):
         expires_at: datetime | None,
         next_poll_at: datetime,
         now: datetime,
-    ) -> None:
-        """The create answered (or was adopted): the batch row gets its id, its items become ``in_batch``."""
+    ) -> bool:
+        """The create answered (or was adopted): the batch row gets its id, its items become ``in_batch``.
+        Only a row still ``creating`` moves; ``False`` when another leader had already settled it."""
         async with self._write("record batch create") as connection:
-            await connection.execute(
+            moved = await connection.execute(
                 update(_batches)
-                .where(_batches.c.submission_id == submission_id)
+                .where(_batches.c.submission_id == submission_id, _batches.c.status == "creating")
                 .values(id=batch_id, status="in_progress", expires_at=expires_at, next_poll_at=next_poll_at)
             )
+            if moved.rowcount != 1:
+                return False
             await connection.execute(
                 update(_items)
                 .where(_items.c.submission_id == submission_id, _items.c.state == "submitting")
                 .values(state="in_batch", batch_id=batch_id, updated_at=now)
             )
+            return True
 
     async def batch_failed(self, submission_id: str, *, error: str, requeue: bool, now: datetime) -> None:
         """The create failed for good: the batch row is ``failed``; with ``requeue`` its items go back to
@@ -286,6 +302,27 @@ class PoolStore(SqlStoreBase):
                         updated_at=now,
                     )
                 )
+
+    async def track_stray(
+        self, batch_id: str, *, fp: str, workspace: str | None, process_id: str, now: datetime
+    ) -> None:
+        """Record a batch whose items were already settled elsewhere (a create that answered after another
+        leader requeued its items): it is polled, its paid results logged as superseded, nothing delivered."""
+        async with self._write("record stray batch") as connection:
+            await connection.execute(
+                insert(_batches).values(
+                    submission_id=f"stray-{batch_id}",
+                    id=batch_id,
+                    provider="anthropic",
+                    credential_fp=fp,
+                    workspace=workspace,
+                    process_id=process_id,
+                    status="in_progress",
+                    request_count=0,
+                    created_at=now,
+                    next_poll_at=now,
+                )
+            )
 
     async def update_batch(self, submission_id: str, **values: Any) -> None:
         """Set columns of one batch row."""

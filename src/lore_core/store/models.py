@@ -297,6 +297,7 @@ class BatchItem(Base):
     __table_args__ = (
         CheckConstraint(_in("state", ITEM_STATES), name="state"),
         Index(None, "state", "credential_fp", "enqueued_at"),
+        Index(None, "credential_fp", "state", "deadline"),
         Index(None, "batch_id"),
         Index(None, "owner_id", "state"),
         Index(None, "submission_id"),
@@ -325,6 +326,7 @@ class BatchItem(Base):
     usage: Mapped[JsonValue] = mapped_column(JSON_TYPE, nullable=True)
     error: Mapped[JsonValue] = mapped_column(JSON_TYPE, nullable=True)
     route: Mapped[str | None] = mapped_column(String(16))
+    rescued_by: Mapped[str | None] = mapped_column(String)
     handler_attempts: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
     enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -347,6 +349,7 @@ class BatchRecord(Base):
     provider: Mapped[str] = mapped_column(String)
     credential_fp: Mapped[str] = mapped_column(String(16))
     workspace: Mapped[str | None] = mapped_column(String)
+    process_id: Mapped[str] = mapped_column(String)
     status: Mapped[str] = mapped_column(String(16))
     request_count: Mapped[int] = mapped_column(Integer)
     counts: Mapped[JsonValue] = mapped_column(JSON_TYPE, nullable=True)
