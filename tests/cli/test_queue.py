@@ -58,6 +58,7 @@ def _batch(submission_id: str, status: str, created_at: datetime, **values: Any)
         "submission_id": submission_id,
         "provider": "anthropic",
         "credential_fp": FP_HELD,
+        "process_id": "host-a:1:aaaaaaaa",
         "status": status,
         "request_count": 2,
         "created_at": created_at,
