@@ -64,6 +64,7 @@ class Leader:
         self.unfinished_batches = 0
         self.unfinished_requests = 0
         self.left_unsettled = False  # creating rows of a dead leader still to adopt or requeue
+        self.next_settle = pool.clock.monotonic() + pool.pool_settings.stale_after  # resume() just settled
         self.seen_ids: set[str] = (
             set()
         )  # provider ids of creates that answered here (before their row says so)
@@ -136,9 +137,14 @@ class Leader:
         settings = pool.settings
         now = pool.wall()
         waits: list[float] = []
-        if self.left_unsettled:
+        tick = pool.clock.monotonic()
+        if self.left_unsettled or tick >= self.next_settle:
+            # Now and then (and while a takeover check is pending) look for rows nobody works on: creating
+            # rows of dead processes, fallbacks whose process (or whose task here) is gone.
+            self.next_settle = tick + pool.pool_settings.stale_after
             await self.settle_left()
-            waits.append(FIRST_POLL_GAP)
+            if self.left_unsettled:
+                waits.append(FIRST_POLL_GAP)
         await self.outcomes.rescue_queued(now)
         for group in await pool.store.queued_groups(self.fp):
             due_in = (group.oldest + timedelta(seconds=settings.window) - now).total_seconds()
