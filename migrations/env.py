@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from lore_core.settings import Settings
 from lore_core.store.engine import create_engine
-from lore_core.store.migrate import VERSION_TABLE, target_metadata
+from lore_core.store.migrate import VERSION_TABLE, include_name, target_metadata
 from lore_core.store.types import UTCDateTime
 
 # Any 64-bit constant: serializes concurrent migrations on one PostgreSQL database ("lore" in ASCII).
@@ -50,6 +50,8 @@ def _configure(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        # Full-text objects (revision 0005) are created by hand-written, dialect-specific DDL.
+        include_name=include_name,
     )
 
 
@@ -84,6 +86,7 @@ def _run_offline() -> None:
         target_metadata=target_metadata(),
         version_table=VERSION_TABLE,
         literal_binds=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

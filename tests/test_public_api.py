@@ -26,6 +26,9 @@ PACKAGES = [
     "lore_core.invariants",
     "lore_core.llm",
     "lore_core.messages",
+    "lore_core.ranking",
+    "lore_core.recall",
+    "lore_core.recall_tool",
     "lore_core.tokens",
 ]
 

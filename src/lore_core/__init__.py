@@ -21,6 +21,14 @@ from lore_core.invariants import check_context, validate_messages
 from lore_core.llm import LLMClient, LLMResponse, Usage
 from lore_core.lore import Lore
 from lore_core.messages import content_hash, message_id
+from lore_core.recall import (
+    DistillationSource,
+    KnowledgeSource,
+    MessageSource,
+    RecallHit,
+    RecallResult,
+)
+from lore_core.recall_tool import answer_recall, recall_tool, render_recall
 from lore_core.session import LoreSession, TransformResult
 from lore_core.state import IdleResume, SessionStateView
 from lore_core.tokens import TokenCounter, count_tokens
@@ -32,8 +40,10 @@ __all__ = [
     "ClosedError",
     "ConfigError",
     "ContextOverflowError",
+    "DistillationSource",
     "IdleResume",
     "InvalidMessagesError",
+    "KnowledgeSource",
     "LLMAuthError",
     "LLMClient",
     "LLMError",
@@ -45,8 +55,11 @@ __all__ = [
     "LoreConfig",
     "LoreError",
     "LoreSession",
+    "MessageSource",
     "NoStoredAnswerError",
     "RateLimitedError",
+    "RecallHit",
+    "RecallResult",
     "SchemaOutOfDateError",
     "SessionNotFoundError",
     "SessionStateView",
@@ -55,9 +68,12 @@ __all__ = [
     "TokenCounter",
     "TransformResult",
     "Usage",
+    "answer_recall",
     "check_context",
     "content_hash",
     "count_tokens",
     "message_id",
+    "recall_tool",
+    "render_recall",
     "validate_messages",
 ]

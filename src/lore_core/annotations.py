@@ -7,17 +7,37 @@ same annotation, so the model sees one convention everywhere (ENGINE.md 8.6):
 
 Scans over tool output are bounded (pitfall 30): paths are looked for only when the text contains ``/``, and
 only in its first 64 KB.
+
+When the request offers the model a ``recall`` tool (:func:`offers_recall`; ``lore_core.recall_tool()``
+defines it), the transform appends :data:`RECALL_HINT` to every annotation (unless ``strip_hint`` is set) and
+the layer note says the same: what was left out can be searched with the recall tool.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
-__all__ = ["ERROR_WORDS", "find_paths", "has_errors", "line_count", "strip_annotation"]
+__all__ = [
+    "ERROR_WORDS",
+    "RECALL_HINT",
+    "RECALL_TOOL",
+    "find_paths",
+    "has_errors",
+    "line_count",
+    "offers_recall",
+    "strip_annotation",
+]
 
 ERROR_WORDS: Final = ("error", "fail", "failed", "failure", "exception", "panic", "traceback")
 """Words that mark an output as having had errors (ENGINE.md section 7, error lines)."""
+
+RECALL_TOOL: Final = "recall"
+"""The name of the recall tool (``lore_core.recall_tool()``)."""
+
+RECALL_HINT: Final = " (search the full history with the recall tool)"
+"""Appended to each loss annotation when the model has the recall tool; the layer note uses the same words."""
 
 # Regex scans over tool output look at no more than this much text (quadratic backtracking was seen upstream).
 SCAN_LIMIT: Final = 64 * 1024
@@ -74,3 +94,8 @@ def strip_annotation(tool: str, text: str, *, hint: str = "") -> str:
     if paths:
         parts.append("paths: " + ", ".join(paths))
     return "[" + ", ".join(parts) + "]" + hint
+
+
+def offers_recall(tools: Iterable[Mapping[str, Any]] | None) -> bool:
+    """Whether a request's ``tools`` include the recall tool (by name). Example: ``offers_recall([recall_tool()])``."""
+    return any(isinstance(tool, Mapping) and tool.get("name") == RECALL_TOOL for tool in tools or ())

@@ -114,6 +114,12 @@ class LoreConfig:
     # retention
     retention_days: int = 120
     max_storage_mb: int = 1_024
+    # recall (docs/recall.md)
+    recall_max_chars: int = 6_000
+    recall_snippet_chars: int = 600
+    recall_expand: bool = False
+    recall_expansions: int = 3
+    recall_expand_timeout_seconds: float = 3.0
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -131,8 +137,9 @@ class LoreConfig:
         for name in fractions:
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"LoreConfig.{name} must be between 0 and 1")
-        if self.background_concurrency < 1:
-            raise ConfigError("LoreConfig.background_concurrency must be at least 1")
+        for name in ("background_concurrency", "recall_max_chars", "recall_snippet_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"LoreConfig.{name} must be at least 1")
         if not self.backoff_seconds:
             raise ConfigError("LoreConfig.backoff_seconds must not be empty")
         if self.min_segment_tokens > self.max_segment_tokens:

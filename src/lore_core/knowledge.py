@@ -28,6 +28,7 @@ __all__ = [
     "BLOCK_COST",
     "ENTRY_COST",
     "LAYER_NOTE",
+    "LAYER_NOTE_RECALL",
     "KnowledgeBlocks",
     "entry_cost",
     "select_knowledge",
@@ -46,6 +47,11 @@ LAYER_NOTE: Final = (
     "Note: older parts of this conversation are condensed into summaries and may be lossy; "
     "ask the user when an exact earlier detail matters."
 )
+LAYER_NOTE_RECALL: Final = (
+    "Note: older parts of this conversation are condensed into summaries and may be lossy; "
+    "when an exact earlier detail matters, search the full history with the recall tool."
+)
+"""The layer note when the request offers the recall tool (same words as ``annotations.RECALL_HINT``)."""
 
 
 @dataclass(frozen=True, slots=True)

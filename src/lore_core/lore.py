@@ -21,6 +21,7 @@ from lore_core.clock import Clock, SystemClock
 from lore_core.config import LoreConfig
 from lore_core.errors import ClosedError, SessionNotFoundError
 from lore_core.llm import LLMClient, LLMResponse
+from lore_core.recall import DEFAULT_LIMIT, RecallResult, RecallScope, recall_in
 from lore_core.session import LoreSession
 from lore_core.state import SessionStateView, is_idle
 from lore_core.store import SqlSessionStore
@@ -166,6 +167,46 @@ class Lore:
         """The state view of a session loaded in this process, or None (no I/O, never creates state)."""
         handle = self._sessions.get(session_id)
         return handle.inspect() if handle is not None else None
+
+    async def recall(
+        self,
+        session_id: str,
+        query: str,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        scope: RecallScope = "session",
+        project: str | None = None,
+        expand: bool | None = None,
+        max_chars: int | None = None,
+    ) -> RecallResult:
+        """:meth:`LoreSession.recall` for a stored session, whether or not this process has its handle.
+
+        Raises:
+            SessionNotFoundError: the store has no such session.
+            ConfigError: as :meth:`LoreSession.recall`.
+            StoreError: the database failed.
+        """
+        self.ensure_open()
+        handle = self._sessions.get(session_id)
+        if handle is not None:
+            return await handle.recall(
+                query, limit=limit, scope=scope, project=project, expand=expand, max_chars=max_chars
+            )
+        record = await self.store.get_session(session_id)
+        if record is None:
+            raise SessionNotFoundError(session_id)
+        return await recall_in(
+            self.scheduler.context,
+            query,
+            session_id=session_id,
+            project=record.project,
+            model=record.last_model,
+            limit=limit,
+            scope=scope,
+            scope_project=project,
+            expand=expand,
+            max_chars=max_chars,
+        )
 
     async def run_idle_work(self, session_id: str) -> IdleReport:
         """Run the idle work of a session now and wait for it (its calls stay non-urgent; meta not deferred).

@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from lore_core.annotations import RECALL_HINT, offers_recall
+from lore_core.config import LoreConfig
 from lore_core.context import AssemblyInput, History, PrefixCache, assemble
 from lore_core.errors import ConfigError
 from lore_core.history import HistoryCache, plain_message
 from lore_core.ingest import MessageLog
-from lore_core.knowledge import LAYER_NOTE, select_knowledge
+from lore_core.knowledge import LAYER_NOTE, LAYER_NOTE_RECALL, select_knowledge
 from lore_core.messages import Message
+from lore_core.recall import DEFAULT_LIMIT, RecallResult, RecallScope, recall_in
 from lore_core.state import (
     IdleResume,
     SessionState,
@@ -106,6 +110,7 @@ class LoreSession:
         # The objects the system/tools estimates were computed from, kept alive so identity is meaningful.
         self._system_key: tuple[object, object, object] | None = None
         self._system_estimates = (0, 0)
+        self._recall_config: LoreConfig | None = None
 
     def __repr__(self) -> str:
         return f"LoreSession({self.session_id!r}, model={self.model!r}, project={self.project!r})"
@@ -198,7 +203,8 @@ class LoreSession:
 
         await self._refresh_snapshot(state)
         system_blocks, knowledge_changed = await self._system_blocks(state, system)
-        note_block = {"type": "text", "text": LAYER_NOTE}
+        recall = offers_recall(tools)  # the model has the recall tool: the loss notes point to it
+        note_block = {"type": "text", "text": LAYER_NOTE_RECALL if recall else LAYER_NOTE}
         system_est, tools_est = self._estimates(system, system_blocks, tools)
         fixed = system_est + estimate_system([note_block], counter=lore.counter) + tools_est
         history = self._history
@@ -231,7 +237,7 @@ class LoreSession:
                 prefix_cache=self._prefix,
                 raw_pin=state.raw_pin,
                 consecutive_busts=state.consecutive_busts,
-                config=config,
+                config=self._assembly_config(recall),
                 counter=lore.counter,
             )
         )
@@ -283,6 +289,57 @@ class LoreSession:
             distilled_budget=assembly.distilled_budget,
             raw_budget=assembly.raw_budget,
             unsustainable=unsustainable(state, config),
+        )
+
+    def _assembly_config(self, recall: bool) -> LoreConfig:
+        """The engine's config, with :data:`RECALL_HINT` as ``strip_hint`` when the model has the recall tool
+        and the host set no hint of its own."""
+        config = self._lore.config
+        if not recall or config.strip_hint:
+            return config
+        if self._recall_config is None:
+            self._recall_config = dataclasses.replace(config, strip_hint=RECALL_HINT)
+        return self._recall_config
+
+    async def recall(
+        self,
+        query: str,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        scope: RecallScope = "session",
+        project: str | None = None,
+        expand: bool | None = None,
+        max_chars: int | None = None,
+    ) -> RecallResult:
+        """Search the session's whole stored history: raw messages (tool outputs in full), distillations
+        (archived too) and its project's knowledge (plus global entries), ranked by reciprocal rank fusion,
+        at most ``limit`` hits within ``max_chars`` (default ``config.recall_max_chars``). See docs/recall.md.
+
+        ``scope="project"`` searches every session of the project (``project`` names another one), ``"all"``
+        every session; ``expand`` (default ``config.recall_expand``) adds an urgent query-expansion call
+        that gets ``recall_expand_timeout_seconds`` before the original query is used alone.
+
+        Raises:
+            ConfigError: an empty or over-long query, a limit outside 1..50, a bad scope.
+            StoreError: the database failed.
+
+        Example: ``(await session.recall("which port for the db")).hits[0].text``.
+        """
+        lore = self._lore
+        lore.ensure_open()
+        await self._load()
+        await self.flush_writes()  # the turn's messages are stored in the background
+        return await recall_in(
+            lore.scheduler.context,
+            query,
+            session_id=self.session_id,
+            project=self.project,
+            model=self.model,
+            limit=limit,
+            scope=scope,
+            scope_project=project,
+            expand=expand,
+            max_chars=max_chars,
         )
 
     async def _store_new(self, now: datetime) -> int:

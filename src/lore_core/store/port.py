@@ -23,6 +23,8 @@ from lore_core.store.records import (
     RawPin,
     SessionRecord,
     SessionStateRecord,
+    TextMatch,
+    TextSearch,
     Unset,
     WorkerRunRecord,
     WorkerRunStatus,
@@ -267,6 +269,20 @@ class SessionStore(Protocol):
 
     async def kv_set(self, key: str, value: JsonValue, now: datetime) -> None:
         """Store ``value`` under ``key``."""
+        ...
+
+    # -- full-text search -----------------------------------------------------------------------------------
+
+    async def search_text(self, search: TextSearch) -> list[TextMatch]:
+        """Full-text matches for recall: messages, distillations (archived too) and visible knowledge.
+
+        One ranked list per source of ``search.sources`` (best first, ``rank`` from 1, at most
+        ``search.limit`` each), returned source by source; scoped as :class:`TextSearch` says. The index is
+        kept in sync by the database itself (revision 0005), so every stored row is searchable at once.
+
+        Raises:
+            ConfigError: a term holds anything but letters and digits.
+        """
         ...
 
     # -- worker runs ----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from lore_core.store.types import JsonValue
 
 __all__ = [
     "ERROR_DETAIL_LIMIT",
+    "SEARCH_SOURCES",
     "UNSET",
     "DistillationKind",
     "DistillationRecord",
@@ -28,8 +29,11 @@ __all__ = [
     "MessageRecord",
     "RawPin",
     "Role",
+    "SearchSource",
     "SessionRecord",
     "SessionStateRecord",
+    "TextMatch",
+    "TextSearch",
     "Unset",
     "WorkerRunRecord",
     "WorkerRunStatus",
@@ -40,6 +44,10 @@ MessageKind: TypeAlias = Literal["human", "assistant", "tool_results"]
 DistillationKind: TypeAlias = Literal["observer", "reflector", "digest"]
 KnowledgeCategory: TypeAlias = Literal["decision", "pattern", "preference", "architecture", "gotcha"]
 WorkerRunStatus: TypeAlias = Literal["ok", "error", "rejected", "stale"]
+SearchSource: TypeAlias = Literal["message", "distillation", "knowledge"]
+
+SEARCH_SOURCES: Final[tuple[SearchSource, ...]] = ("message", "distillation", "knowledge")
+"""What full-text search covers (revision 0005), in the order lists come back and ties are broken."""
 
 
 class _UnsetType(enum.Enum):
@@ -216,3 +224,49 @@ class WorkerRunRecord:
     error_detail: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextSearch:
+    """A full-text search of the store (``SessionStore.search_text``).
+
+    ``terms`` are words of letters and digits only (``lore_core.ranking.query_terms`` makes them); a row
+    matches when it holds any of them (stemmed), and rows with more, rarer terms rank higher.
+
+    Scope: messages and distillations (archived ones too) of ``session_id`` when it is given, else of every
+    session of ``project`` when that is given, else of every session. Knowledge: the entries of ``project``
+    plus global ones (``include_global``) when ``project`` is given, else every entry; always only those with
+    confidence strictly above ``min_confidence`` (what ``list_knowledge`` shows). ``limit`` caps each source's
+    list.
+    """
+
+    terms: tuple[str, ...]
+    session_id: str | None = None
+    project: str | None = None
+    include_global: bool = True
+    min_confidence: float = 0.2
+    sources: tuple[SearchSource, ...] = SEARCH_SOURCES
+    limit: int = 20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextMatch:
+    """One row a full-text search found.
+
+    ``rank`` is its 1-based place in its source's list (best first). ``score`` is the backend's relevance,
+    higher is better (negated BM25 on SQLite, ``ts_rank`` on PostgreSQL): comparable within one list only.
+    Message records come without their ``blocks``.
+    """
+
+    rank: int
+    score: float
+    record: MessageRecord | DistillationRecord | KnowledgeRecord
+
+    @property
+    def source(self) -> SearchSource:
+        """``message``, ``distillation`` or ``knowledge``."""
+        if isinstance(self.record, MessageRecord):
+            return "message"
+        if isinstance(self.record, DistillationRecord):
+            return "distillation"
+        return "knowledge"

@@ -3,7 +3,8 @@
 Each method is one transaction (:class:`~lore_core.store.transactions.SqlStoreBase`: writes ``BEGIN
 IMMEDIATE`` on SQLite, reads deferred; every backend error becomes a :class:`~lore_core.errors.StoreError`
 naming the operation, without bound values). The SQL lives in the query modules (``sessions``, ``messages``,
-``distillations``, ``knowledge``, ``worker_runs``); this class picks the transaction and delegates.
+``distillations``, ``knowledge``, ``fulltext``, ``worker_runs``); this class picks the transaction and
+delegates.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from lore_core.errors import ConfigError
-from lore_core.store import distillations, knowledge, messages, sessions, worker_runs
+from lore_core.store import distillations, fulltext, knowledge, messages, sessions, worker_runs
 from lore_core.store.port import SessionStore
 from lore_core.store.records import (
     UNSET,
@@ -25,6 +26,8 @@ from lore_core.store.records import (
     RawPin,
     SessionRecord,
     SessionStateRecord,
+    TextMatch,
+    TextSearch,
     Unset,
     WorkerRunRecord,
     WorkerRunStatus,
@@ -327,6 +330,13 @@ class SqlSessionStore(SqlStoreBase):
         """Store ``value`` under ``key``."""
         async with self._write("write kv") as connection:
             await knowledge.kv_set(connection, key, value, now)
+
+    # -- full-text search -----------------------------------------------------------------------------------
+
+    async def search_text(self, search: TextSearch) -> list[TextMatch]:
+        """Ranked full-text matches per source (see :mod:`lore_core.store.fulltext`)."""
+        async with self._read("search text") as connection:
+            return await fulltext.search_text(connection, search)
 
     # -- worker runs ----------------------------------------------------------------------------------------
 
