@@ -23,9 +23,9 @@ from tests.batch.conftest import (  # noqa: F401 - fixtures used by this package
     capture,
     counting_executor,
     sdk,
-    settle,
     spy,
 )
+from tests.batch.conftest import run_until as _run_until
 
 T = TypeVar("T")
 
@@ -34,34 +34,9 @@ WALL_LIMIT = 120.0
 
 
 async def run_until(clock: StepClock, awaitable: Awaitable[T], *, horizon: float = 50_000.0) -> T:
-    """Await ``awaitable`` while moving ``clock`` from one sleeper's deadline to the next, holding it still
-    while a watched store works (however long that takes on a loaded machine); bounded by :data:`WALL_LIMIT`
-    real seconds."""
-    return await asyncio.wait_for(_run(clock, awaitable, horizon=horizon), WALL_LIMIT)
-
-
-async def _run(clock: StepClock, awaitable: Awaitable[T], *, horizon: float) -> T:
-    task = asyncio.ensure_future(awaitable)
-    idle = 0
-    try:
-        while True:
-            await settle()
-            if task.done():
-                return task.result()
-            busy = isinstance(clock, IOClock) and any(store.busy for store in clock.stores)
-            deadline = clock.next_deadline()
-            if deadline is None:
-                if not busy:
-                    idle += 1
-                    assert idle < 2000, "stuck: the task waits but nothing sleeps on the clock"
-                await asyncio.sleep(0.001)
-                continue
-            idle = 0
-            assert deadline <= horizon, f"still waiting at t={deadline}"
-            clock.advance(max(0.0, deadline - clock.monotonic()))
-    finally:
-        if not task.done():
-            task.cancel()
+    """``tests.batch.conftest.run_until`` (which holds an :class:`IOClock` still while its stores work),
+    bounded by :data:`WALL_LIMIT` real seconds."""
+    return await asyncio.wait_for(_run_until(clock, awaitable, horizon=horizon), WALL_LIMIT)
 
 
 # Short timings so tests cross leases, heartbeats and stale processes in little simulated time.
@@ -82,8 +57,12 @@ class IOClock(StepClock):
         super().__init__()
         self.stores: list[SqlStoreBase] = []
 
+    def busy(self) -> bool:
+        """Whether a watched store has a transaction open."""
+        return any(store.busy for store in self.stores)
+
     def next_deadline(self) -> float | None:
-        if any(store.busy for store in self.stores):
+        if self.busy():
             return None
         return super().next_deadline()
 
