@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import subprocess
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import anthropic
@@ -27,46 +25,7 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_demo_prints_the_round_trip(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
-    out = capsys.readouterr().out
-    assert "ended" in out
-    for index in range(3):
-        assert f"demo-{index}" in out
-    assert "batch (3 requests)" in out
-    assert "the engine's workers" in out
-    assert "0 left undistilled" in out
-
-
-def test_demo_json_reports_a_completed_batch_at_half_price(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--json", "--seed", "7"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["batch_status"] == "ended"
-    assert [line["custom_id"] for line in report["lines"]] == ["demo-0", "demo-1", "demo-2"]
-    assert {line["result_type"] for line in report["lines"]} == {"succeeded"}
-    assert all(line["output_tokens"] > 0 for line in report["lines"])
-    assert report["polls"] >= 1
-    # sync call + create + polls + results (retrieve + download) all reach the emulator's log
-    assert report["requests_logged"] >= 2 + report["polls"] + 2
-    batch = Decimal(report["batch_cost_usd"])
-    at_sync = Decimal(report["batch_cost_at_sync_prices_usd"])
-    assert batch > 0
-    assert batch * 2 == at_sync
-    workers = report["workers"]
-    assert workers["messages"] == 36
-    assert workers["undistilled"] == 0
-    assert workers["calls_by_worker"]["distill"] >= 1
-    assert all(row["retention"] is not None for row in workers["rows"] if row["generation"] == 0)
-
-
-def test_demo_is_reproducible(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--json", "--seed", "3"]) == 0
-    first = json.loads(capsys.readouterr().out)
-    assert main(["demo", "--json", "--seed", "3"]) == 0
-    second = json.loads(capsys.readouterr().out)
-    first.pop("batch_id")
-    second.pop("batch_id")
-    assert first == second
+# `lore demo` and `lore replay`: tests/demo and tests/replay.
 
 
 def test_db_upgrade_migrates_a_fresh_sqlite_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,7 +19,7 @@ from lore_batch import (
     RoutingPolicy,
     UnsupportedParams,
 )
-from lore_batch.costlog import MemoryCostLog
+from lore_batch.costlog import MemoryCostLog, SqlCostLog
 from lore_batch.dispatcher import choose_route
 from lore_batch.emulator import AnthropicEmulator
 from tests.batch.conftest import Capture, StepClock, advance, creates, endpoint, run_until
@@ -266,9 +266,10 @@ async def test_sync_errors_pass_through_and_every_call_is_logged(
 async def test_with_a_store_every_call_lands_in_the_request_log_table(
     emu: AnthropicEmulator, clock: StepClock, sdk: Any, migrated_url: str
 ) -> None:
-    from lore_batch.costlog import SqlCostLog
-
     fleet = FleetDispatcher(sdk, clock=clock, jitter=0.0, store=migrated_url)
+    log = fleet.cost_log
+    assert isinstance(log, SqlCostLog)
+    clock.busy = lambda: log.busy > 0  # type: ignore[attr-defined]  # hold the clock while a row is written
     await fleet.submit(tag="chat", **_params("now"))
     await run_until(clock, fleet.submit_batch(**_params("later")))
     await run_until(clock, fleet.aclose())

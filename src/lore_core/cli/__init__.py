@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lore_core.cli import advise, db, demo, emulator, inspect, queue, recall
+from lore_core.cli import advise, db, demo, emulator, inspect, queue, recall, replay
 from lore_core.errors import LoreError
 
 __all__ = ["build_parser", "main"]
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.register(sub)
     inspect.register(sub)
     queue.register(sub)
+    replay.register(sub)
     recall.register(sub)
     advise.register(sub)
     return parser

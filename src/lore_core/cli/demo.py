@@ -1,102 +1,91 @@
-"""``lore demo``: the main job, offline on the built-in emulator."""
+"""``lore demo``: a generated coding session through lore-memory and its batched workers, offline by default.
+
+A seeded session (requests, tool chains with reads, edits, test runs and errors, thinking, idle gaps) is sent
+turn by turn through ``Lore`` (``transform``, the agent's call, ``record_usage``), with the workers on
+``BatchLLMClient``, against the built-in emulator on simulated time. The table compares what lore-memory sent
+and what it cost (prompt caching simulated from the recorded times) with two baselines. ``--live`` with
+``ANTHROPIC_API_KEY`` sends the same calls to the real API.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-from dataclasses import asdict
-from decimal import Decimal
-from typing import Any
+import os
 
 from rich.console import Console
-from rich.table import Table
+
+from lore_core.cli.report import add_output_arguments, emit, progress
 
 __all__ = ["register"]
+
+DEFAULT_TURNS = 40
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "demo",
-        help="run an offline round trip on the built-in Anthropic emulator",
+        help="replay a generated coding session through lore-memory (offline, simulated time)",
         description=(
-            "Runs a synchronous call and a 3-request Message Batch through the real anthropic SDK against "
-            "the "
-            "built-in emulator (no network, simulated time) and prints what happened and what it cost."
+            "Generates a realistic coding session (seeded), runs it turn by turn through lore-memory with its "
+            "workers batched, on the built-in Anthropic emulator and simulated time, and compares tokens and "
+            "cost (prompt caching simulated) with sending the full history and with compaction at 80%."
         ),
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for the emulator (result order, outputs)")
-    parser.add_argument("--json", action="store_true", help="print a JSON report instead of tables")
+    parser.add_argument("--turns", type=_positive, default=DEFAULT_TURNS, help="human requests (default 40)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the session and the emulator (default 0)"
+    )
+    parser.add_argument("--model", default="claude-sonnet-4-6", help="model (default claude-sonnet-4-6)")
+    parser.add_argument("--context-window", type=_positive, help="context window (default: the model's)")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="use the real Anthropic API (needs ANTHROPIC_API_KEY; costs real money and waits for real batches)",
+    )
+    add_output_arguments(parser)
     parser.set_defaults(handler=_run)
 
 
-def _decimal_default(value: object) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(type(value).__name__)
-
-
 def _run(args: argparse.Namespace) -> int:
-    from lore_batch.demo import run_roundtrip_demo
-    from lore_batch.demo_workers import run_worker_demo
+    from lore_batch.replay import backend as backends
+    from lore_batch.replay.runner import ReplayOptions, replay_transcript
+    from lore_batch.replay.synthetic import DEMO_SYSTEM, DEMO_TOOLS, coding_session
 
     console = Console(stderr=bool(args.json))
-    if args.json:
-        report = asyncio.run(run_roundtrip_demo(seed=args.seed))
-        workers = asyncio.run(run_worker_demo(seed=args.seed))
-        data = asdict(report)
-        data["workers"] = asdict(workers)
-        print(json.dumps(data, default=_decimal_default, indent=2))
-        return 0
-
-    console.print("[bold]lore demo[/bold]: offline round trip on the built-in Anthropic emulator")
-    with console.status("working"):
-        report = asyncio.run(run_roundtrip_demo(seed=args.seed, on_step=lambda s: console.print(f"  • {s}")))
-
-    table = Table(title=f"batch {report.batch_id}: {report.batch_status}")
-    table.add_column("custom_id")
-    table.add_column("result")
-    table.add_column("input tok", justify="right")
-    table.add_column("output tok", justify="right")
-    table.add_column("text")
-    for line in report.lines:
-        table.add_row(
-            line.custom_id, line.result_type, str(line.input_tokens), str(line.output_tokens), line.text[:60]
-        )
-    console.print(table)
-
-    costs = Table(title="what it cost (emulator billing, shipped price catalog)")
-    costs.add_column("route")
-    costs.add_column("USD", justify="right")
-    costs.add_row("synchronous call", f"{report.sync_cost_usd:.6f}")
-    costs.add_row("batch (3 requests)", f"{report.batch_cost_usd:.6f}")
-    costs.add_row("same batch at sync prices", f"{report.batch_cost_at_sync_prices_usd:.6f}")
-    console.print(costs)
-    console.print(
-        f"The batch was polled {report.polls} times over {report.simulated_seconds:.0f} s of simulated time; "
-        f"the emulator logged {report.requests_logged} requests. Sync reply: {report.sync_text[:60]!r}"
+    transcript = coding_session(turns=args.turns, seed=args.seed)
+    options = ReplayOptions(
+        model=args.model,
+        context_window=args.context_window,
+        system=DEMO_SYSTEM,
+        tools=DEMO_TOOLS,
+        seed=args.seed,
+        call_agent=True,
+        source=f"demo (seed {args.seed})",
+        format="synthetic",
     )
 
-    console.print("\n[bold]the engine's workers[/bold] on a scripted coding session")
-    with console.status("working"):
-        workers = asyncio.run(run_worker_demo(seed=args.seed, on_step=lambda s: console.print(f"  • {s}")))
-    rows = Table(title="distillations")
-    for column in ("gen", "kind", "sources", "source tok", "tok", "retention"):
-        rows.add_column(column, justify="right")
-    for row in workers.rows:
-        retention = "" if row.retention is None else f"{row.retention:.2f}"
-        rows.add_row(
-            str(row.generation),
-            row.kind,
-            str(row.sources),
-            str(row.source_tokens),
-            str(row.tokens),
-            retention,
+    async def run(on_turn: object) -> object:
+        backend = backends.build_backend(
+            live=args.live, env=os.environ, seed=args.seed, start=transcript.messages[0].at.timestamp()
         )
-    console.print(rows)
-    calls = ", ".join(f"{worker} {count}" for worker, count in workers.calls_by_worker.items())
-    console.print(
-        f"{workers.messages} messages stored, {workers.undistilled} left undistilled; worker calls: {calls}; "
-        f"knowledge: {'; '.join(workers.knowledge) or 'none'}"
-    )
-    return 0
+        try:
+            return await replay_transcript(transcript, options=options, backend=backend, on_turn=on_turn)  # type: ignore[arg-type]
+        finally:
+            await backend.aclose()
+
+    if args.live:
+        console.print("[yellow]--live: every call goes to the Anthropic API and is billed[/yellow]")
+    with progress(console, f"{args.turns}-turn coding session") as on_turn:
+        report = asyncio.run(run(on_turn))
+    from lore_batch.replay.report import ReplayReport
+
+    assert isinstance(report, ReplayReport)
+    return emit(report, args=args, console=console, title="lore demo")
