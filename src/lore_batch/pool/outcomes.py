@@ -239,9 +239,11 @@ class Outcomes:
         async def abandoned() -> bool:
             return False  # durable: the answer is stored for the owner or a handler either way
 
-        pool.fallbacks.submit(
+        task = pool.fallbacks.submit(
             item.id, pool.fallbacks.prompt_sender(item.call), done=done, failed=failed, abandoned=abandoned
         )
+        pool.fallback_tasks.add(task)
+        task.add_done_callback(pool.fallback_tasks.discard)
 
     # -- rescues ---------------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -126,6 +126,9 @@ class DurablePool:
         self.local_errors: dict[str, BaseException] = {}
         self.causes: dict[str, BaseException] = {}
         self.running_fallbacks: set[str] = set()
+        # Fallback tasks of this pool's items (they run in the shared executor): close settles them before it
+        # gives up leadership, so no next leader runs one of them a second time while it is still running.
+        self.fallback_tasks: set[asyncio.Task[None]] = set()
         self.own_creates: set[str] = set()
         self.parked: set[str] = set()
         # item id -> (monotonic time to call its handler again, first deferral) after a HandlerRetry
@@ -592,17 +595,21 @@ class DurablePool:
             self.closing = self.closed = True
             return
         self.check_loop()
+        bound = CLOSE_PASS_BOUND if timeout is None else timeout
         if self.pool_settings.on_close == "flush" and not self.closing:
-            await self.flush()
+            await self._within(self.flush(), bound)
         self.closing = True
         self.wake.set()
         if self._main is not None:
             # Let the pass in progress finish (a delivery half done would hand an item to a handler twice).
-            main = self._main
-            bound = asyncio.ensure_future(self.clock.sleep(CLOSE_PASS_BOUND if timeout is None else timeout))
-            waits: set[asyncio.Future[Any]] = {main, bound}
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            bound.cancel()
+            await self._within(asyncio.shield(self._main), bound)
+        if self.fallback_tasks:
+            # Running fallbacks finish (their answers are stored) or are cancelled (their rows stay "rescued"
+            # for the next leader) before leadership is given up.
+            await self._within(asyncio.gather(*self.fallback_tasks, return_exceptions=True), bound)
+            for task in list(self.fallback_tasks):
+                task.cancel()
+            await asyncio.gather(*self.fallback_tasks, return_exceptions=True)
         await self._tasks.cancel_all()
         for item_id, future in list(self.waiters.items()):
             if not future.done():
@@ -614,6 +621,17 @@ class DurablePool:
         finally:
             self.closed = True
         logger.info("durable pool process %s stopped", self.process_id)
+
+    async def _within(self, awaitable: Awaitable[Any], seconds: float) -> None:
+        """Await ``awaitable`` for at most ``seconds`` on the pool clock (then cancel it)."""
+        work = asyncio.ensure_future(awaitable)
+        timer = asyncio.ensure_future(self.clock.sleep(seconds))
+        waits: set[asyncio.Future[Any]] = {work, timer}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        timer.cancel()
+        if not work.done():
+            work.cancel()
+        await asyncio.gather(work, timer, return_exceptions=True)
 
     def __repr__(self) -> str:
         return (
