@@ -407,7 +407,8 @@ class BatchLLMClient:
     ) -> None:
         resolved = self._registry.resolve_auth(call.session_id) if self._registry is not None else self._own
         model = response.model if response is not None else resolve_model(call.model, self.default_model)
-        await self._engine.ledger.record(
+        ledger = self._engine.ledger
+        entry = ledger.entry(
             route="sync",
             status="ok" if response is not None else "error",
             model=model,
@@ -418,6 +419,7 @@ class BatchLLMClient:
             credential_fp=resolved.fingerprint if resolved is not None else None,
             latency_ms=int((self.clock.monotonic() - started) * 1000),
         )
+        await ledger.write([entry])
 
     def __repr__(self) -> str:
         return (

@@ -364,7 +364,8 @@ class FleetDispatcher:
     async def _log(
         self, params: dict[str, Any], message: Message | None, *, tag: str | None, started: float
     ) -> None:
-        await self._engine.ledger.record(
+        ledger = self._engine.ledger
+        entry = ledger.entry(
             route="sync",
             status="ok" if message is not None else "error",
             model=message.model if message is not None else str(params.get("model", "")),
@@ -375,6 +376,7 @@ class FleetDispatcher:
             credential_fp=self._credential.fingerprint if self._credential is not None else None,
             latency_ms=int((self.clock.monotonic() - started) * 1000),
         )
+        await ledger.write([entry])
 
     def _created(self, batch: MessageBatch, request_count: int) -> None:
         if self._on_batch_submitted is None:

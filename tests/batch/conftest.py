@@ -10,11 +10,8 @@ loop's counting executor makes visible.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,9 +19,9 @@ import anthropic
 import pytest
 
 from lore_batch import AnthropicLLMClient, AuthCredential, BatchLLMClient, RetryPolicy
-from lore_batch.clock import ManualClock
 from lore_batch.costlog import MemoryCostLog
 from lore_batch.emulator import AnthropicEmulator, RequestRecord, ResponderOutput, echo_responder
+from lore_batch.replay.stepping import CountingExecutor, SteppingClock
 from lore_core.llm import LLMResponse
 
 API_KEY = "sk-ant-api03-BATCHKEY-do-not-leak-0123456789"
@@ -35,44 +32,9 @@ BATCH_DELAY = 60.0
 T = TypeVar("T")
 
 
-class StepClock(ManualClock):
-    """A :class:`ManualClock` that knows its sleepers' deadlines, so a test can jump to the next one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._deadlines: dict[int, float] = {}
-        self._keys = itertools.count()
-
-    async def sleep(self, seconds: float) -> None:
-        key = next(self._keys)
-        self._deadlines[key] = self.monotonic() + max(0.0, float(seconds))
-        try:
-            await super().sleep(seconds)
-        finally:
-            self._deadlines.pop(key, None)
-
-    def next_deadline(self) -> float | None:
-        return min(self._deadlines.values(), default=None)
-
-
-class CountingExecutor(ThreadPoolExecutor):
-    """The loop's default executor, counting the calls still running in its threads."""
-
-    def __init__(self) -> None:
-        super().__init__(max_workers=4)
-        self._lock = threading.Lock()
-        self.pending = 0
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        with self._lock:
-            self.pending += 1
-        future = super().submit(fn, *args, **kwargs)
-        future.add_done_callback(self._done)
-        return future
-
-    def _done(self, _future: Future[Any]) -> None:
-        with self._lock:
-            self.pending -= 1
+class StepClock(SteppingClock):
+    """The replay's :class:`~lore_batch.replay.stepping.SteppingClock`: a manual clock that knows its
+    sleepers' deadlines, so a test can jump to the next one."""
 
 
 _executors: list[CountingExecutor] = []

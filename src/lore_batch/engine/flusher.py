@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Set
+from collections.abc import Iterable, Iterator, Set
 from typing import TYPE_CHECKING, Any, Final
 
 import anthropic
+from anthropic.types.messages import MessageBatch
 
 from lore_batch.limits import RETRYABLE_STATUSES, parse_retry_after
 
@@ -35,7 +36,7 @@ from .waits import sleep_or_wake
 if TYPE_CHECKING:
     from .core import Engine
 
-__all__ = ["Flusher", "Queue"]
+__all__ = ["Flusher", "Queue", "adoption_candidates"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,21 @@ def _due_at(group: dict[str, Item], window: float, turnaround: float) -> float:
     return min(by_window, by_deadline)
 
 
-def _request_total(batch: anthropic.types.messages.MessageBatch) -> int:
+def adoption_candidates(
+    page: Iterable[MessageBatch], *, tracked: Set[str], since: float, count: int
+) -> list[MessageBatch]:
+    """The batches of a list page a create that began at ``since`` (epoch seconds) with ``count`` requests may
+    have made: untracked, created since then (less a second of slack), holding exactly ``count`` requests."""
+    return [
+        batch
+        for batch in page
+        if batch.id not in tracked
+        and batch.created_at.timestamp() >= since - _CREATED_AT_SLACK
+        and _request_total(batch) == count
+    ]
+
+
+def _request_total(batch: MessageBatch) -> int:
     counts = batch.request_counts
     return counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
 
@@ -364,13 +379,9 @@ class Flusher:
                 "adoption check failed: credential=%s %s", key.credential_fp, describe_api_error(exc)
             )
             return False
-        candidates = [
-            batch
-            for batch in page.data
-            if batch.id not in engine.known_batches
-            and batch.created_at.timestamp() >= started - _CREATED_AT_SLACK
-            and _request_total(batch) == len(items)
-        ]
+        candidates = adoption_candidates(
+            page.data, tracked=engine.known_batches, since=started, count=len(items)
+        )
         if len(candidates) != 1:
             logger.info("adoption check found %d candidate(s): retrying the create", len(candidates))
             return False

@@ -39,37 +39,6 @@ class Ledger:
         self.clock = clock
         self.batch_cost = Decimal(0)
 
-    async def record(
-        self,
-        *,
-        route: LogRoute,
-        status: LogStatus,
-        model: str,
-        usage: Usage | None,
-        tag: str | None,
-        worker: str | None,
-        session_id: str | None,
-        credential_fp: str | None,
-        latency_ms: int | None,
-        batch_id: str | None = None,
-        custom_id: str | None = None,
-    ) -> None:
-        """Write one row (see :meth:`entry`); a failed write is logged, never raised."""
-        entry = self.entry(
-            route=route,
-            status=status,
-            model=model,
-            usage=usage,
-            tag=tag,
-            worker=worker,
-            session_id=session_id,
-            credential_fp=credential_fp,
-            latency_ms=latency_ms,
-            batch_id=batch_id,
-            custom_id=custom_id,
-        )
-        await self.write([entry])
-
     def entry(
         self,
         *,
@@ -164,7 +133,7 @@ class Ledger:
         if message is not None:
             usage = usage_from_api(message.usage, default_write_ttl="1h")
             model = message.model
-        await self.record(
+        entry = self.entry(
             route=route,
             status=status,
             model=model or item.model,
@@ -177,3 +146,4 @@ class Ledger:
             batch_id=batch_id,
             custom_id=custom_id,
         )
+        await self.write([entry])

@@ -24,6 +24,7 @@ from lore_batch.engine.flusher import (
     CREATE_ATTEMPTS,
     CREATE_WAITS,
     MAX_CREATE_RETRY_AFTER,
+    adoption_candidates,
 )
 from lore_batch.engine.items import new_ulid
 from lore_batch.engine.poller import FIRST_POLL_GAP, MAX_POLL_RETRY_AFTER
@@ -43,7 +44,6 @@ __all__ = ["Leader"]
 logger = logging.getLogger(__name__)
 
 _UNFINISHED: Final = ("in_progress", "canceling")
-_CREATED_AT_SLACK: Final = 1.0
 # Attempts (and the wait step, in seconds) to record a batch the provider made before leaving it to adoption.
 RECORD_ATTEMPTS: Final = 5
 RECORD_WAIT: Final = 2.0
@@ -59,7 +59,6 @@ class Leader:
         self.outcomes = Outcomes(pool, self)
         self.polling: set[str] = set()
         self.polled: set[str] = set()  # batches polled since this process took the lead
-        self.creating = 0
         self.create_tasks: set[asyncio.Task[None]] = set()
         self.unfinished_batches = 0
         self.unfinished_requests = 0
@@ -108,15 +107,14 @@ class Leader:
         if page is None:
             logger.warning("cannot check %d batch row(s) left in creating now; will look again", len(rows))
             return False
-        tracked = {b.id for b in await store.batches(self.fp, ("in_progress", "canceling", "ended", "lost"))}
+        tracked = {
+            b.id for b in await store.batches(self.fp, ("in_progress", "canceling", "ended", "lost")) if b.id
+        }
         tracked |= self.seen_ids
         for row in rows:
-            found = [
-                b for b in page
-                if b.id not in tracked
-                and b.created_at.timestamp() >= row.created_at.timestamp() - _CREATED_AT_SLACK
-                and _request_total(b) == row.request_count
-            ]  # fmt: skip
+            found = adoption_candidates(
+                page, tracked=tracked, since=row.created_at.timestamp(), count=row.request_count
+            )
             if len(found) == 1:
                 logger.warning("adopted batch %s left in creating by an earlier leader", found[0].id)
                 tracked.add(found[0].id)
@@ -193,7 +191,6 @@ class Leader:
         )
         if items:
             pool.own_creates.add(submission_id)
-            self.creating += 1
             task = pool.spawn(
                 self._create_guarded(submission_id, items, workspace), name="lore_batch.pool.create"
             )
@@ -218,7 +215,6 @@ class Leader:
                 logger.exception("batch create %s failed unexpectedly; its items fall back", submission_id)
                 await self._give_up_create(submission_id, items, exc)
         finally:
-            self.creating -= 1
             self.made.discard(submission_id)
             self.pool.own_creates.discard(submission_id)
             self.pool.wake.set()
@@ -353,13 +349,11 @@ class Leader:
         if page is None:
             return None
         store = self.pool.store
-        tracked = {b.id for b in await store.batches(self.fp, ("in_progress", "canceling", "ended", "lost"))}
+        tracked = {
+            b.id for b in await store.batches(self.fp, ("in_progress", "canceling", "ended", "lost")) if b.id
+        }
         tracked |= self.seen_ids
-        found = [
-            b for b in page
-            if b.id not in tracked and b.created_at.timestamp() >= started - _CREATED_AT_SLACK
-            and _request_total(b) == count
-        ]  # fmt: skip
+        found = adoption_candidates(page, tracked=tracked, since=started, count=count)
         if len(found) != 1:
             logger.info("adoption check found %d candidate(s): retrying the create", len(found))
             return None
@@ -496,9 +490,4 @@ class Leader:
             logger.info("batch %s cancelled upstream: no item waits on it", batch_id)
 
     def __repr__(self) -> str:
-        return f"Leader(credential_fp={self.fp!r}, polling={len(self.polling)}, creating={self.creating})"
-
-
-def _request_total(batch: MessageBatch) -> int:
-    counts = batch.request_counts
-    return counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+        return f"Leader(credential_fp={self.fp!r}, polling={len(self.polling)}, creating={len(self.create_tasks)})"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, Table, case, cast, delete, func, insert, literal, or_, select, update
+from sqlalchemy import String, Table, cast, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -506,16 +506,6 @@ class PoolStore(SqlStoreBase):
             write=False,
         )
         return {(state, fp): int(n) for state, fp, n in result}
-
-    async def all_batches(self, *, limit: int = 200) -> list[StoredBatch]:
-        """The newest batch rows, unfinished ones first."""
-        unfinished = case((_batches.c.status.in_(("creating", "in_progress", "canceling")), 0), else_=1)
-        result = await self._run(
-            "list batches",
-            select(_batches).order_by(unfinished, _batches.c.created_at.desc()).limit(limit),
-            write=False,
-        )
-        return [StoredBatch.from_row(row) for row in result.mappings()]
 
     async def oldest_queued(self) -> dict[str, datetime]:
         """The oldest ``enqueued_at`` of queued items, by credential fingerprint."""
